@@ -1,0 +1,1 @@
+"""The Textual console: app, panes, widgets, the workspace watcher and the CLI."""

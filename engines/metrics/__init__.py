@@ -1,0 +1,1 @@
+"""Metrics engine: the run-folder log format, incremental reading, columns, downsampling, analysis."""

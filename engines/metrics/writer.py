@@ -1,0 +1,196 @@
+"""Writes a run folder: run.json, metrics.jsonl and events.jsonl.
+
+The format is plain JSON Lines that any script can write without this code
+(docs/formats.md); this writer is the convenience for Python. Each row is one
+`write` + flush, so a reader never sees a row we did not finish unless the
+process dies mid-write, and readers tolerate that partial last line.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import secrets
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from trainledger.engines.workspace import (
+    EVENTS_FILE,
+    METRICS_FILE,
+    RUN_FILE,
+    Workspace,
+    atomic_write_json,
+    resolve_workspace,
+    validate_id,
+)
+
+RUN_SCHEMA = "trainledger-run/1"
+TERMINAL_STATUSES = ("finished", "stopped", "failed")
+
+_encoder = msgspec.json.Encoder()
+
+
+def _clean(value: Any) -> Any:
+    """JSON has no NaN or infinity: write them as null so every reader can parse the row."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if hasattr(value, "item") and callable(value.item):  # numpy / torch scalars
+        try:
+            return _clean(value.item())
+        except (TypeError, ValueError):
+            return value
+    return value
+
+
+def new_run_id(model: str | None = None) -> str:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    tag = f"-{validate_id(model, 'model name')}" if model else ""
+    return f"{stamp}{tag}-{secrets.token_hex(2)}"
+
+
+class MetricsWriter:
+    """Create a run folder and append metrics rows and events to it.
+
+    >>> with MetricsWriter(ws, model="mlp", config={"lr": 1e-3}) as run:
+    ...     run.log({"train/loss": 0.5}, step=1, epoch=0)
+    """
+
+    def __init__(
+        self,
+        workspace: Workspace | Path | str,
+        run_id: str | None = None,
+        *,
+        name: str | None = None,
+        model: str | None = None,
+        config: dict[str, Any] | None = None,
+        directions: dict[str, str] | None = None,
+        primary_metric: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        ws = workspace if isinstance(workspace, Workspace) else Workspace(Path(workspace))
+        self.run_id = validate_id(run_id or new_run_id(model), "run id")
+        self.dir = ws.run_dir(self.run_id)
+        self.dir.mkdir(parents=True, exist_ok=False)
+        self._info: dict[str, Any] = {
+            "schema": RUN_SCHEMA,
+            "id": self.run_id,
+            "name": name,
+            "model": model,
+            "status": "running",
+            "started": time.time(),
+            "ended": None,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "argv": list(sys.argv),
+            "config": config or {},
+            "metrics": {k: {"direction": v} for k, v in (directions or {}).items()},
+            "primary_metric": primary_metric,
+        }
+        if extra:
+            self._info.update(extra)
+        self._write_info()
+        self._metrics = open(self.dir / METRICS_FILE, "ab", buffering=0)
+        self._events = open(self.dir / EVENTS_FILE, "ab", buffering=0)
+        self._step = -1
+
+    # -- run.json
+    @property
+    def info(self) -> dict[str, Any]:
+        return dict(self._info)
+
+    def _write_info(self) -> None:
+        atomic_write_json(self.dir / RUN_FILE, self._info)
+
+    def update(self, **fields: Any) -> None:
+        """Change fields of run.json (atomically replaced)."""
+        self._info.update(fields)
+        self._write_info()
+
+    # -- rows
+    def log(
+        self,
+        metrics: dict[str, Any],
+        step: int | None = None,
+        epoch: float | None = None,
+        time_: float | None = None,
+    ) -> None:
+        """Append one row: `step` (default: previous + 1), `epoch`, `time`, the metrics."""
+        self._step = self._step + 1 if step is None else int(step)
+        row: dict[str, Any] = {"step": self._step}
+        if epoch is not None:
+            row["epoch"] = _clean(epoch)
+        row["time"] = time.time() if time_ is None else time_
+        for key, value in metrics.items():
+            if key in ("step", "epoch", "time"):
+                raise ValueError(f"metric name {key!r} is reserved")
+            row[str(key)] = _clean(value)
+        self._metrics.write(_encoder.encode(row) + b"\n")
+
+    def event(
+        self,
+        kind: str,
+        message: str = "",
+        step: int | None = None,
+        epoch: float | None = None,
+        **fields: Any,
+    ) -> None:
+        """Append an event (best, early_stop, phase, ...) at `step` (default: the last row's)."""
+        row: dict[str, Any] = {
+            "kind": kind,
+            "step": self._step if step is None else int(step),
+            "time": time.time(),
+        }
+        if epoch is not None:
+            row["epoch"] = _clean(epoch)
+        if message:
+            row["message"] = message
+        row.update({k: _clean(v) for k, v in fields.items()})
+        self._events.write(_encoder.encode(row) + b"\n")
+
+    def finish(self, status: str = "finished", error: str | None = None) -> None:
+        if status not in TERMINAL_STATUSES:
+            raise ValueError(f"status must be one of {TERMINAL_STATUSES}")
+        if self._metrics.closed:
+            return
+        self._metrics.close()
+        self._events.close()
+        self._info.update(status=status, ended=time.time(), error=error)
+        self._write_info()
+
+    def __enter__(self) -> "MetricsWriter":
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        if exc_type is None:
+            self.finish("finished")
+        elif issubclass(exc_type, KeyboardInterrupt):
+            self.finish("stopped")
+        else:
+            self.finish("failed", error=f"{exc_type.__name__}: {exc}")
+
+
+_current: MetricsWriter | None = None
+
+
+def log(metrics: dict[str, Any], step: int | None = None, **kwargs: Any) -> None:
+    """`trainledger.log({...}, step=...)`: one line for any training script.
+
+    The first call creates a run in the workspace found as the console finds one
+    ($TRAINLEDGER_WORKSPACE, the current folder, or the default); `epoch=` is accepted.
+    The run is marked finished when the process exits normally.
+    """
+    global _current
+    if _current is None:
+        import atexit
+
+        ws, _ = resolve_workspace(None)
+        _current = MetricsWriter(ws, name=os.environ.get("TRAINLEDGER_RUN_NAME"))
+        atexit.register(_current.finish)
+    _current.log(metrics, step=step, epoch=kwargs.pop("epoch", None))
+    if kwargs:
+        raise TypeError(f"unexpected arguments: {sorted(kwargs)}")

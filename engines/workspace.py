@@ -1,0 +1,351 @@
+"""The workspace: a folder with a marker file that every process reads and writes.
+
+Trainers, the capture server and the port servers write here; the console only reads
+and is told of changes. This module owns the layout, the id rules that keep names from
+becoming paths outside the workspace, and the classification of file changes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+
+MARKER = ".trainledger-workspace"
+MARKER_SCHEMA = "trainledger-workspace/1"
+ENV_WORKSPACE = "TRAINLEDGER_WORKSPACE"
+
+RUNS = "runs"
+CAPTURES = "san-training"
+REGISTRY = "registry"
+PORTS_FILE = "ports.json"
+STATE_DIR = ".trainledger"
+
+RUN_FILE = "run.json"
+METRICS_FILE = "metrics.jsonl"
+EVENTS_FILE = "events.jsonl"
+
+_ID_RE = re.compile(r"[A-Za-z0-9._-]{1,128}")
+
+
+class InvalidId(ValueError):
+    """An id that would not be a safe single path component."""
+
+
+class NotAWorkspace(FileNotFoundError):
+    """The folder has no workspace marker."""
+
+
+def validate_id(value: str, kind: str = "id") -> str:
+    """Return `value` if it is safe as one path component, else raise InvalidId.
+
+    Allowed: 1-128 characters of letters, digits, `.`, `_` and `-`, not `.` or `..`
+    and not starting with `.` (no hidden files, no traversal, no separators).
+    """
+    if not isinstance(value, str) or not _ID_RE.fullmatch(value):
+        raise InvalidId(f"invalid {kind} {value!r}: use 1-128 of A-Z a-z 0-9 . _ -")
+    if value.startswith("."):
+        raise InvalidId(f"invalid {kind} {value!r}: must not start with '.'")
+    return value
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to `path` so readers see the old file or the new one, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_bytes(path, msgspec.json.format(msgspec.json.encode(obj), indent=2) + b"\n")
+
+
+@dataclass(frozen=True)
+class Workspace:
+    root: Path
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.root / RUNS
+
+    @property
+    def captures_dir(self) -> Path:
+        return self.root / CAPTURES
+
+    @property
+    def registry_dir(self) -> Path:
+        return self.root / REGISTRY
+
+    @property
+    def ports_file(self) -> Path:
+        return self.root / PORTS_FILE
+
+    @property
+    def state_dir(self) -> Path:
+        """Private state of trainledger itself (caches, pid files); safe to delete."""
+        return self.root / STATE_DIR
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.state_dir / "cache"
+
+    def run_dir(self, run_id: str) -> Path:
+        return self.runs_dir / validate_id(run_id, "run id")
+
+    def run_ids(self) -> list[str]:
+        """Ids of the run folders, sorted; folders with invalid names are ignored."""
+        try:
+            entries = list(os.scandir(self.runs_dir))
+        except FileNotFoundError:
+            return []
+        ids = []
+        for entry in entries:
+            if entry.is_dir() and _ID_RE.fullmatch(entry.name) and not entry.name.startswith("."):
+                ids.append(entry.name)
+        return sorted(ids)
+
+
+def is_workspace(path: Path) -> bool:
+    return (Path(path) / MARKER).is_file()
+
+
+def init_workspace(path: Path | str) -> Workspace:
+    """Create (or adopt) a workspace at `path`; idempotent."""
+    root = Path(path).expanduser().resolve()
+    if root.exists() and not root.is_dir():
+        raise NotADirectoryError(f"{root} exists and is not a folder")
+    root.mkdir(parents=True, exist_ok=True)
+    for sub in (RUNS, CAPTURES, REGISTRY):
+        (root / sub).mkdir(exist_ok=True)
+    marker = root / MARKER
+    if not marker.exists():
+        atomic_write_json(
+            marker,
+            {"schema": MARKER_SCHEMA, "created": time.time(), "host": socket.gethostname()},
+        )
+    ports = root / PORTS_FILE
+    if not ports.exists():
+        atomic_write_json(ports, {"schema": "trainledger-ports/1", "ports": []})
+    return Workspace(root)
+
+
+def open_workspace(path: Path | str) -> Workspace:
+    root = Path(path).expanduser().resolve()
+    if not is_workspace(root):
+        raise NotAWorkspace(
+            f"{root} is not a trainledger workspace (no {MARKER}); "
+            f"create one with: trainledger init {root}"
+        )
+    return Workspace(root)
+
+
+def default_workspace_dir() -> Path:
+    """The per-user default workspace, in the platform's user data folder."""
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("trainledger", appauthor=False)) / "workspace"
+
+
+def default_demo_dir() -> Path:
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("trainledger", appauthor=False)) / "demo"
+
+
+Origin = Literal["argument", "environment", "current folder", "default"]
+
+
+def resolve_workspace(
+    arg: str | os.PathLike[str] | None,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+) -> tuple[Workspace, Origin]:
+    """Find the workspace to open, in the order the README gives.
+
+    The argument, else $TRAINLEDGER_WORKSPACE, else the current folder if it holds a
+    marker, else the default workspace (created on first use). An explicit argument or
+    environment value must already be a workspace, or a missing/empty folder we create.
+    """
+    env = os.environ if env is None else env
+    cwd = Path.cwd() if cwd is None else cwd
+    if arg:
+        return _explicit(Path(arg)), "argument"
+    if env.get(ENV_WORKSPACE):
+        return _explicit(Path(env[ENV_WORKSPACE])), "environment"
+    if is_workspace(cwd):
+        return Workspace(cwd.resolve()), "current folder"
+    return init_workspace(default_workspace_dir()), "default"
+
+
+def _explicit(path: Path) -> Workspace:
+    path = path.expanduser()
+    if is_workspace(path):
+        return Workspace(path.resolve())
+    if not path.exists() or (path.is_dir() and not any(path.iterdir())):
+        return init_workspace(path)
+    raise NotAWorkspace(
+        f"{path} is a folder with files but no {MARKER}; run `trainledger init {path}` "
+        "to make it a workspace"
+    )
+
+
+# --------------------------------------------------------------------------- runs
+
+RunStatus = Literal["running", "finished", "stopped", "failed", "lost", "unknown"]
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What run.json says about a run, plus what we could check (a dead pid is `lost`)."""
+
+    id: str
+    path: Path
+    status: str = "unknown"
+    name: str | None = None
+    model: str | None = None
+    started: float | None = None
+    ended: float | None = None
+    host: str | None = None
+    pid: int | None = None
+    error: str | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+    directions: dict[str, str] = field(default_factory=dict)
+    primary_metric: str | None = None
+    problem: str | None = None  # why run.json could not be read, if it could not
+
+    @property
+    def label(self) -> str:
+        return self.name or self.id
+
+
+def read_run_info(run_dir: Path, check_pid: bool = True) -> RunInfo:
+    """Read run.json leniently: a run folder with a missing or bad file still shows."""
+    run_id = run_dir.name
+    try:
+        raw = msgspec.json.decode((run_dir / RUN_FILE).read_bytes())
+    except FileNotFoundError:
+        return RunInfo(id=run_id, path=run_dir, problem="no run.json")
+    except (OSError, msgspec.DecodeError) as exc:
+        return RunInfo(id=run_id, path=run_dir, problem=f"run.json unreadable: {exc}")
+    if not isinstance(raw, dict):
+        return RunInfo(id=run_id, path=run_dir, problem="run.json is not an object")
+
+    def num(key: str) -> float | None:
+        v = raw.get(key)
+        return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+    def text(key: str) -> str | None:
+        v = raw.get(key)
+        return v if isinstance(v, str) else None
+
+    metrics = raw.get("metrics") if isinstance(raw.get("metrics"), dict) else {}
+    directions = {}
+    for name, spec in metrics.items():
+        if isinstance(spec, dict) and spec.get("direction") in ("min", "max"):
+            directions[str(name)] = spec["direction"]
+    pid = raw.get("pid") if isinstance(raw.get("pid"), int) else None
+    status = text("status") or "unknown"
+    host = text("host")
+    if check_pid and status == "running" and pid and host == socket.gethostname():
+        if not _pid_alive(pid):
+            status = "lost"
+    return RunInfo(
+        id=run_id,
+        path=run_dir,
+        status=status,
+        name=text("name"),
+        model=text("model"),
+        started=num("started"),
+        ended=num("ended"),
+        host=host,
+        pid=pid,
+        error=text("error"),
+        config=raw.get("config") if isinstance(raw.get("config"), dict) else {},
+        directions=directions,
+        primary_metric=text("primary_metric"),
+    )
+
+
+def _pid_alive(pid: int) -> bool:
+    import psutil
+
+    try:
+        proc = psutil.Process(pid)
+        return proc.status() != psutil.STATUS_ZOMBIE
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return False
+    except Exception:
+        return True
+
+
+def list_runs(ws: Workspace, check_pid: bool = True) -> list[RunInfo]:
+    return [read_run_info(ws.runs_dir / rid, check_pid) for rid in ws.run_ids()]
+
+
+# --------------------------------------------------------------------------- changes
+
+ChangeKind = Literal["metrics", "events", "run", "runs", "capture", "registry", "ports"]
+
+
+@dataclass(frozen=True)
+class WorkspaceChange:
+    kind: ChangeKind
+    run_id: str | None = None
+    path: Path | None = None
+
+
+def classify_change(root: Path, path: str | Path) -> WorkspaceChange | None:
+    """Map a changed path to what it means for the console, or None to ignore it."""
+    p = Path(path)
+    try:
+        rel = p.relative_to(root)
+    except ValueError:
+        return None
+    parts = rel.parts
+    if not parts:
+        return None
+    name = parts[-1]
+    if name.endswith(".tmp") or parts[0] == STATE_DIR:
+        return None
+    top = parts[0]
+    if top == RUNS:
+        if len(parts) == 1:
+            return WorkspaceChange("runs")
+        run_id = parts[1]
+        if not _ID_RE.fullmatch(run_id) or run_id.startswith("."):
+            return None
+        if len(parts) == 2:
+            return WorkspaceChange("runs", run_id, p)
+        if len(parts) == 3:
+            if name == METRICS_FILE:
+                return WorkspaceChange("metrics", run_id, p)
+            if name == EVENTS_FILE:
+                return WorkspaceChange("events", run_id, p)
+            if name == RUN_FILE:
+                return WorkspaceChange("run", run_id, p)
+        return None
+    if top == CAPTURES:
+        return WorkspaceChange("capture", None, p)
+    if top == REGISTRY:
+        return WorkspaceChange("registry", None, p)
+    if top == PORTS_FILE:
+        return WorkspaceChange("ports", None, p)
+    return None
