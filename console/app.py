@@ -1,0 +1,177 @@
+"""The trainledger console: four panes over one workspace, fed by one watcher.
+
+The app owns the workspace, the theme and the watcher; the panes own their data.
+Nothing here blocks on files: panes read in thread workers, the watcher is an
+async worker, and torch is never imported in this process.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Iterable
+
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import Footer, Static, TabbedContent, TabPane
+
+from trainledger.console.panes.curves import CurvesPane
+from trainledger.console.panes.planned import CAPTURE, PORTS, VERSIONS, PlannedPane
+from trainledger.console.screens.help import HelpScreen, binding_rows
+from trainledger.console.watcher import WorkspaceWatcher
+from trainledger.engines.workspace import Workspace
+from trainledger.themes import CSS_PATH, THEMES, choose_theme, register_themes
+
+if TYPE_CHECKING:
+    from trainledger.engines.demo import DemoProcesses
+
+def _pretty(path: Path) -> str:
+    """The workspace path as a person reads it: ~ for the home folder."""
+    where, home = str(path), str(Path.home())
+    return "~" + where[len(home):] if where.startswith(home + os.sep) else where
+
+
+PANES = (("curves", "Curves"), ("capture", "Capture"), ("versions", "Versions"), ("ports", "Ports"))
+
+
+class TrainledgerApp(App[None]):
+    TITLE = "trainledger"
+    CSS_PATH = CSS_PATH
+    ENABLE_COMMAND_PALETTE = True
+
+    BINDINGS = [
+        Binding("q", "quit", "Quit", id="app.quit"),
+        Binding("question_mark", "help", "Help", id="app.help"),
+        Binding("1", "show_pane('curves')", "Curves", id="app.pane.curves", show=False),
+        Binding("2", "show_pane('capture')", "Capture", id="app.pane.capture", show=False),
+        Binding("3", "show_pane('versions')", "Versions", id="app.pane.versions", show=False),
+        Binding("4", "show_pane('ports')", "Ports", id="app.pane.ports", show=False),
+        Binding("t", "next_theme", "Next theme", id="app.theme", show=False),
+    ]
+
+    DEFAULT_CSS = """
+    #topbar { dock: top; height: 1; background: $panel; color: $text; padding: 0 1; }
+    TabbedContent, TabPane { height: 1fr; }
+    TabPane { padding: 0; }
+    """
+
+    def __init__(
+        self,
+        workspace: Workspace,
+        *,
+        theme: str | None = None,
+        watch: bool = True,
+        origin: str | None = None,
+        demo: "DemoProcesses | None" = None,
+        clock: Callable[[], float] = time.time,
+        location: str | None = None,
+    ) -> None:
+        self._requested_theme = choose_theme(theme, os.environ)  # fails early on a bad name
+        super().__init__()
+        self.workspace = workspace
+        self.watch_enabled = watch
+        self.origin = origin
+        self.demo = demo
+        self.clock = clock
+        self.watcher: WorkspaceWatcher | None = None
+        self.exit_after: float | None = None
+        self.location = location or _pretty(workspace.root)
+
+    # ------------------------------------------------------------------ layout
+    def compose(self) -> ComposeResult:
+        yield Static(self._topbar(), id="topbar", markup=False)
+        with TabbedContent(initial="curves"):
+            with TabPane("1 Curves", id="curves"):
+                yield CurvesPane(self.workspace, clock=self.clock)
+            with TabPane("2 Capture", id="capture"):
+                yield PlannedPane(CAPTURE, self.workspace.root, self.location)
+            with TabPane("3 Versions", id="versions"):
+                yield PlannedPane(VERSIONS, self.workspace.root, self.location)
+            with TabPane("4 Ports", id="ports"):
+                yield PlannedPane(PORTS, self.workspace.root, self.location)
+        yield Footer()
+
+    def _topbar(self) -> str:
+        tag = f" · {self.origin}" if self.origin and self.origin != "argument" else ""
+        return f"trainledger · {self.location}{tag}"
+
+    def on_mount(self) -> None:
+        register_themes(self)
+        self.theme = self._requested_theme
+        if self.watch_enabled:
+            self.watcher = WorkspaceWatcher(self.workspace.root)
+            for pane in self.query(CurvesPane):
+                self.watcher.subscribe(pane)
+            for planned in self.query(PlannedPane):
+                self.watcher.subscribe(planned)
+            self.run_worker(self.watcher.run(), group="watcher", exclusive=True,
+                            exit_on_error=False, description="watch the workspace")
+        if self.exit_after is not None:
+            self.set_timer(self.exit_after, self.exit)
+        self.query_one(CurvesPane).query_one("#runs").focus()
+
+    def on_unmount(self) -> None:
+        if self.watcher is not None:
+            self.watcher.stop()
+
+    # ------------------------------------------------------------------ actions
+    def action_show_pane(self, pane: str) -> None:
+        tabs = self.query_one(TabbedContent)
+        tabs.active = pane
+        target = tabs.get_pane(pane)
+        focusable = [w for w in target.query("*") if w.focusable]
+        if focusable:
+            focusable[0].focus()
+
+    def action_help(self) -> None:
+        if isinstance(self.screen, HelpScreen):
+            return
+        self.push_screen(HelpScreen(self.help_rows()))
+
+    def help_rows(self) -> list[tuple[str, str, str]]:
+        return binding_rows(
+            [
+                ("Global", self.BINDINGS),  # type: ignore[list-item]
+                ("Curves", CurvesPane.BINDINGS),  # type: ignore[list-item]
+                ("Help", HelpScreen.BINDINGS),  # type: ignore[list-item]
+            ]
+        )
+
+    def action_next_theme(self) -> None:
+        names = list(THEMES)
+        i = names.index(self.theme) if self.theme in names else -1
+        self.theme = names[(i + 1) % len(names)]
+        self.notify(f"theme: {self.theme}", timeout=2)
+
+    def watch_theme(self, _: str) -> None:
+        for pane in self.query(CurvesPane):
+            pane.redraw()
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        for pane_id, title in PANES:
+            yield SystemCommand(f"Show {title}", f"Switch to the {title} pane",
+                                lambda p=pane_id: self.action_show_pane(p))
+        yield SystemCommand("Help: keys", "Every key of the console", self.action_help)
+        curves = self.query(CurvesPane)
+        if curves:
+            pane = curves.first()
+            for b in CurvesPane.BINDINGS:
+                assert isinstance(b, Binding)
+                action = getattr(pane, f"action_{b.action}")
+                yield SystemCommand(f"Curves: {b.description}", f"key {b.key}", action)
+
+    # ------------------------------------------------------------------ scripts
+    def headless_summary(self) -> str:
+        """A plain-text account of what the console held, for --headless-seconds."""
+        pane = self.query_one(CurvesPane)
+        lines = [f"runs: {len(pane.infos)}"]
+        for run_id, info in sorted(pane.infos.items()):
+            snap = pane.snapshots.get(run_id)
+            rows = snap.n if snap else 0
+            lines.append(f"  {run_id}  {info.status}  {rows} rows")
+        if pane.state.metric:
+            lines.append(f"chart: {pane.state.metric}")
+        return "\n".join(lines)

@@ -1,0 +1,152 @@
+"""The `trainledger` command: open the console, run the demo, and script-friendly verbs.
+
+Start-up time matters (the console must paint in under a second), so this module
+imports nothing heavy at the top: Textual is imported only when a console opens,
+and torch never in this process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Sequence
+
+COMMANDS = ("open", "demo", "init", "runs")
+
+EPILOG = """\
+commands:
+  trainledger [WORKSPACE]          open the console on a workspace
+  trainledger demo                 a live demo: trains a small VAE and opens the console
+  trainledger init [DIR]           make DIR (default: the current folder) a workspace
+  trainledger runs [WORKSPACE]     list runs with status and best/last of their main metric
+
+The workspace is the argument, else $TRAINLEDGER_WORKSPACE, else the current folder if it
+holds a .trainledger-workspace marker, else a default workspace in your user data folder.
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    from trainledger import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="trainledger",
+        description="Watch and govern model training from the terminal.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"trainledger {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    theme_help = "theme: trainledger-dark, -light, -high-contrast or -mono (NO_COLOR picks mono)"
+    p_open = sub.add_parser("open", help="open the console on a workspace")
+    p_open.add_argument("workspace", nargs="?", help="workspace folder")
+    p_open.add_argument("--theme", help=theme_help)
+    p_open.add_argument("--no-watch", action="store_true", help="do not watch for changes")
+
+    p_demo = sub.add_parser("demo", help="start a demo training run and open the console on it")
+    p_demo.add_argument("--workspace", help="demo workspace (default: one in your user data folder)")
+    p_demo.add_argument("--theme", help=theme_help)
+    p_demo.add_argument(
+        "--headless-seconds",
+        type=float,
+        metavar="N",
+        help="no terminal: run the console headless for N seconds, print a summary, stop everything",
+    )
+
+    p_init = sub.add_parser("init", help="create a workspace")
+    p_init.add_argument("dir", nargs="?", default=".", help="folder (default: current)")
+
+    p_runs = sub.add_parser("runs", help="list the runs of a workspace")
+    p_runs.add_argument("workspace", nargs="?", help="workspace folder")
+    p_runs.add_argument("--json", action="store_true", help="print JSON")
+    return parser
+
+
+def _normalise(argv: Sequence[str]) -> list[str]:
+    """`trainledger [WORKSPACE] [--theme T]` is `trainledger open [WORKSPACE] [--theme T]`."""
+    args = list(argv)
+    if args and (args[0] in COMMANDS or args[0] in ("-h", "--help", "--version")):
+        return args
+    return ["open", *args]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(_normalise(sys.argv[1:] if argv is None else argv))
+    from trainledger.engines.workspace import InvalidId, NotAWorkspace
+
+    try:
+        if args.command == "init":
+            return _cmd_init(args)
+        if args.command == "runs":
+            return _cmd_runs(args)
+        if args.command == "demo":
+            return _cmd_demo(args)
+        return _cmd_open(args)
+    except (NotAWorkspace, InvalidId, NotADirectoryError, ValueError) as exc:
+        print(f"trainledger: {exc}", file=sys.stderr)
+        return 2
+
+
+def _cmd_init(args: argparse.Namespace) -> int:
+    from trainledger.engines.workspace import init_workspace, is_workspace
+
+    existed = is_workspace(Path(args.dir))
+    ws = init_workspace(args.dir)
+    print(f"{'workspace already here' if existed else 'created workspace'}: {ws.root}")
+    return 0
+
+
+def _cmd_runs(args: argparse.Namespace) -> int:
+    from trainledger.console.summary import print_runs
+    from trainledger.engines.workspace import resolve_workspace
+
+    ws, _ = resolve_workspace(args.workspace)
+    return print_runs(ws, as_json=args.json)
+
+
+def _cmd_open(args: argparse.Namespace) -> int:
+    from trainledger.engines.workspace import resolve_workspace
+
+    ws, origin = resolve_workspace(args.workspace)
+    from trainledger.console.app import TrainledgerApp
+
+    app = TrainledgerApp(ws, theme=args.theme, watch=not args.no_watch, origin=origin)
+    app.run()
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from trainledger.engines.demo import DemoProcesses, prepare_demo_workspace
+
+    ws = prepare_demo_workspace(Path(args.workspace) if args.workspace else None)
+    procs = DemoProcesses(ws)
+    try:
+        trainer = procs.start_trainer()
+        from trainledger.console.app import TrainledgerApp
+
+        app = TrainledgerApp(ws, theme=args.theme, origin="demo", demo=procs)
+        if args.headless_seconds is not None:
+            return _run_headless(app, ws, args.headless_seconds, trainer.pid)
+        app.run()
+        return 0
+    finally:
+        procs.stop_all()
+
+
+def _run_headless(app: "object", ws: "object", seconds: float, trainer_pid: int) -> int:
+    """Run the real console without a terminal for `seconds`, then print what it saw."""
+    from trainledger.console.app import TrainledgerApp
+
+    assert isinstance(app, TrainledgerApp)
+    app.exit_after = seconds
+    app.run(headless=True, size=(120, 40))
+    print(f"workspace: {ws.root}")  # type: ignore[attr-defined]
+    print(f"trainer pid: {trainer_pid} (stopped)")
+    print(app.headless_summary())
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

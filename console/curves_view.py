@@ -1,0 +1,198 @@
+"""What the Curves pane draws, computed from snapshots without touching a widget.
+
+Keeping this pure means the chart's content (which runs, which points, the best
+marker, the legend's claims) is tested without a terminal, and the pane itself is
+only wiring: keys in, chart and legend out.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Literal, Sequence
+
+import numpy as np
+from rich.text import Text
+
+from trainledger.console.widgets.chart import ChartMarker, ChartSeries
+from trainledger.engines.metrics.analysis import MetricSummary, summarize
+from trainledger.engines.metrics.downsample import ema
+from trainledger.engines.metrics.series import SeriesSnapshot
+from trainledger.engines.workspace import RunInfo
+
+XAxis = Literal["step", "epoch", "time"]
+X_AXES: tuple[XAxis, ...] = ("step", "epoch", "time")
+SMOOTHING = (0.0, 0.6, 0.9, 0.99)
+EVENT_GLYPHS = {"best": "◆", "phase": "▲", "early_stop": "■"}
+
+
+@dataclass
+class CurvesState:
+    """The user's choices in the Curves pane (what the keys change)."""
+
+    metric: str | None = None
+    metric_chosen: bool = False  # False: the metric follows the cursor run's primary metric
+    metric_filter: str = ""
+    log_y: bool = False
+    smoothing: float = 0.0
+    x_axis: XAxis = "step"
+    show_events: bool = True
+    selected: set[str] = field(default_factory=set)
+    pinned: str | None = None
+
+
+def compile_filter(pattern: str) -> re.Pattern[str] | None:
+    """Compile a metric filter; raises ValueError with a readable reason."""
+    if not pattern:
+        return None
+    try:
+        return re.compile(pattern, re.IGNORECASE)
+    except re.error as exc:
+        raise ValueError(f"bad regular expression {pattern!r}: {exc}") from None
+
+
+def metric_names(snapshots: Sequence[SeriesSnapshot], pattern: str = "") -> list[str]:
+    """The union of the runs' metric names, filtered by a regex (search, case-insensitive)."""
+    rx = compile_filter(pattern)
+    names: set[str] = set()
+    for snap in snapshots:
+        names.update(snap.metric_names())
+    return sorted(n for n in names if rx is None or rx.search(n))
+
+
+def default_metric(names: Sequence[str], info: RunInfo | None) -> str | None:
+    if not names:
+        return None
+    if info and info.primary_metric in names:
+        return info.primary_metric
+    for prefix in ("val/loss", "val_loss", "loss", "train/loss"):
+        if prefix in names:
+            return prefix
+    losses = [n for n in names if "loss" in n.lower()]
+    return losses[0] if losses else names[0]
+
+
+def plotted_run_ids(cursor: str | None, state: CurvesState, order: Sequence[str]) -> list[str]:
+    """The pinned baseline first, then selected runs, then the cursor run (drawn last, on top)."""
+    chosen: list[str] = []
+    if state.pinned and state.pinned in order:
+        chosen.append(state.pinned)
+    chosen += [r for r in order if r in state.selected and r not in chosen]
+    if cursor and cursor not in chosen:
+        chosen.append(cursor)
+    return chosen
+
+
+def _x_of(snapshot: SeriesSnapshot, summary_step: float | None, x_axis: XAxis) -> float | None:
+    """Map a step to the chosen x axis, through the row that has that step."""
+    if summary_step is None:
+        return None
+    if x_axis == "step":
+        return summary_step
+    idx = np.flatnonzero(snapshot.step == summary_step)
+    if not len(idx):
+        return None
+    i = int(idx[0])
+    if x_axis == "epoch":
+        v = snapshot.epoch[i]
+    else:
+        t0 = _first_finite(snapshot.time)
+        v = snapshot.time[i] - t0 if t0 is not None else math.nan
+    return float(v) if math.isfinite(v) else None
+
+
+def _first_finite(a: np.ndarray) -> float | None:
+    idx = np.flatnonzero(np.isfinite(a))
+    return float(a[idx[0]]) if len(idx) else None
+
+
+@dataclass(frozen=True)
+class ChartModel:
+    series: list[ChartSeries]
+    markers: list[ChartMarker]
+    legend: list[Text]
+    summaries: dict[str, MetricSummary]
+
+
+def build_chart(
+    metric: str,
+    run_ids: Sequence[str],
+    snapshots: dict[str, SeriesSnapshot],
+    infos: dict[str, RunInfo],
+    state: CurvesState,
+    styles: Sequence[str],
+    marker_styles: dict[str, str],
+    color_index: dict[str, int],
+) -> ChartModel:
+    series: list[ChartSeries] = []
+    markers: list[ChartMarker] = []
+    legend: list[Text] = []
+    summaries: dict[str, MetricSummary] = {}
+    for run_id in run_ids:
+        snap = snapshots.get(run_id)
+        info = infos.get(run_id)
+        if snap is None or metric not in snap.metrics:
+            continue
+        x, y = snap.xy(metric, state.x_axis)
+        if not len(y):
+            continue
+        style = styles[color_index.get(run_id, 0) % len(styles)]
+        summary = summarize(snap, metric, info.directions if info else None)
+        best_xy = None
+        if summary is not None:
+            summaries[run_id] = summary
+            if summary.best is not None:
+                bx = _x_of(snap, summary.best_step, state.x_axis)
+                if bx is not None:
+                    best_xy = (bx, summary.best)
+        shown_y = ema(y, state.smoothing) if state.smoothing > 0 else y
+        label = info.label if info else run_id
+        if run_id == state.pinned:
+            label += " (baseline)"
+        series.append(ChartSeries(label=label, x=x, y=shown_y, style=style, best=best_xy))
+        legend.append(_legend_line(label, style, summary))
+        if state.show_events:
+            for ev in snap.events:
+                ex = _x_of(snap, ev.step, state.x_axis)
+                if ex is None:
+                    continue
+                kind = ev.kind if ev.kind in EVENT_GLYPHS else "other"
+                markers.append(
+                    ChartMarker(
+                        x=ex,
+                        glyph=EVENT_GLYPHS.get(ev.kind, "•"),
+                        style=marker_styles.get(kind, marker_styles.get("other", "")),
+                        label=ev.message or ev.kind,
+                    )
+                )
+    return ChartModel(series, markers, legend, summaries)
+
+
+def fmt(v: float | None) -> str:
+    if v is None or not math.isfinite(v):
+        return "—"
+    a = abs(v)
+    if a != 0 and (a < 1e-3 or a >= 1e6):
+        return f"{v:.3e}"
+    return f"{v:.4g}"
+
+
+def _at(step: float | None, epoch: float | None) -> str:
+    if epoch is not None and math.isfinite(epoch):
+        return f"ep {epoch:g}"
+    return f"step {fmt(step)}"
+
+
+def _legend_line(label: str, style: str, s: MetricSummary | None) -> Text:
+    t = Text()
+    t.append("■ ", style=style)
+    t.append(label, style="bold")
+    if s is None:
+        return t
+    t.append(f"  last {fmt(s.last)} @{_at(s.last_step, s.last_epoch)}")
+    if s.best is not None:
+        t.append(f"  best {fmt(s.best)} @{_at(s.best_step, s.best_epoch)}")
+        if not s.best_is_last:
+            t.append("  best≠last", style="bold reverse")
+    return t

@@ -1,0 +1,125 @@
+"""Capture, Versions and Ports until their engines land: an honest empty state.
+
+Each pane says what it will show, which folder of the workspace feeds it, what is
+there now (counted live through the watcher), and which command will fill it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import Center, Middle
+from textual.widget import Widget
+from textual.widgets import Static
+
+from trainledger.console.messages import CaptureChanged, PortsChanged, RegistryChanged
+
+
+@dataclass(frozen=True)
+class PaneSpec:
+    title: str
+    shows: str
+    source: str  # relative to the workspace
+    command: str
+    note: str
+
+
+CAPTURE = PaneSpec(
+    "Capture",
+    "live SAN capture sessions: frames/s, accepted vs rejected by reason, latency_us, the newest frame",
+    "san-training",
+    "trainledger capture serve",
+    "The capture server is not part of this release yet; session files (schema v2 JSONL) "
+    "dropped into the folder are counted here.",
+)
+VERSIONS = PaneSpec(
+    "Versions",
+    "each model's versions: active, canary and its traffic %, history, checksums, rollback targets",
+    "registry",
+    "trainledger registry deploy",
+    "The registry engine is not part of this release yet.",
+)
+PORTS = PaneSpec(
+    "Ports",
+    "the port matrix: port → model → version → provenance, health, p50/p95 latency, errors, memory",
+    "ports.json",
+    "trainledger serve",
+    "The port servers are not part of this release yet.",
+)
+
+
+def count_entries(path: Path) -> int:
+    """Files under a folder (one level), or ports listed in the ports file."""
+    if path.is_file():
+        try:
+            import msgspec
+
+            data = msgspec.json.decode(path.read_bytes())
+            return len(data.get("ports", [])) if isinstance(data, dict) else 0
+        except Exception:
+            return 0
+    try:
+        return sum(1 for e in os.scandir(path) if not e.name.startswith("."))
+    except FileNotFoundError:
+        return 0
+
+
+class PlannedPane(Widget):
+    DEFAULT_CSS = """
+    PlannedPane { height: 1fr; }
+    PlannedPane Static.empty-state { width: auto; max-width: 76; padding: 1 2; border: round $panel; }
+    """
+
+    def __init__(self, spec: PaneSpec, root: Path, location: str, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.spec = spec
+        self.root = root
+        self.location = location
+        self.count = 0
+
+    def compose(self) -> ComposeResult:
+        with Middle():
+            with Center():
+                yield Static(self._text(), classes="empty-state")
+
+    def on_mount(self) -> None:
+        self.recount()
+
+    def _text(self) -> Text:
+        s = self.spec
+        t = Text()
+        t.append(f"{s.title}\n", style="bold")
+        t.append(f"Shows {s.shows}.\n\n")
+        t.append("Fed by  ", style="dim")
+        t.append(f"{self.location}/{s.source}\n")
+        t.append("Now     ", style="dim")
+        t.append(f"{self.count} {'entries' if self.count != 1 else 'entry'}\n")
+        t.append("Fill it ", style="dim")
+        t.append(s.command, style="bold")
+        t.append("  (not available yet)\n\n", style="dim")
+        t.append(s.note, style="dim")
+        return t
+
+    def recount(self) -> None:
+        path = self.root / self.spec.source
+
+        def work() -> None:
+            n = count_entries(path)
+            self.app.call_from_thread(self._set_count, n)
+
+        self.run_worker(work, thread=True, group="count", exclusive=True, exit_on_error=False)
+
+    def _set_count(self, n: int) -> None:
+        self.count = n
+        self.query_one(Static).update(self._text())
+
+    @on(CaptureChanged)
+    @on(RegistryChanged)
+    @on(PortsChanged)
+    def _changed(self) -> None:
+        self.recount()

@@ -1,0 +1,354 @@
+"""Fast columnar parsing of complete JSON Lines into float64 arrays.
+
+A million-row metrics.jsonl must open in about a second, which dict-per-row decoding
+cannot do. We decode into a msgspec Struct built at run time for the keys in the file
+(unknown keys are caught with forbid_unknown_fields and added), extract one column at a
+time with numpy, and fall back to a lenient line-by-line parse only where a chunk has
+something odd in it (a broken line, a NaN literal, a string value).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import operator
+import re
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import msgspec
+import numpy as np
+
+RESERVED = ("step", "epoch", "time")
+CHUNK_LINES = 65536
+MIN_CHUNK_BYTES = 1 << 14
+SAMPLE_LINES = 64
+MAX_EXAMPLES = 5
+_MAX_RETRIES = 32  # key additions / loosenings per chunk before going line by line
+_MAX_SPLITS = 64  # bad lines handled by splitting a chunk before going line by line
+
+_NAN = math.nan
+_UNKNOWN_RE = re.compile(r"Object contains unknown field `(.*)` - at `\$\[(\d+)\]`", re.S)
+_TYPE_RE = re.compile(r"Expected `float \| null`, got `\w+` - at `\$\[(\d+)\]\.(.*)`", re.S)
+_AT_ROW_RE = re.compile(r"- at `\$\[(\d+)\]")
+_BYTE_RE = re.compile(r"\(byte (\d+)\)")
+_BAD_NAME_RE = re.compile(r'["\\\x00-\x1f]')
+_generic = msgspec.json.Decoder()
+
+
+@dataclass
+class Block:
+    """Columns parsed from a run of lines; every array has length `n`."""
+
+    n: int
+    step: np.ndarray  # float64; NaN where a row has no numeric step
+    epoch: np.ndarray
+    time: np.ndarray
+    metrics: dict[str, np.ndarray]  # keys that had a numeric (or null) value somewhere
+    malformed: int  # lines that were not a JSON object (skipped)
+    malformed_examples: list[str] = field(default_factory=list)
+    consumed: int = 0  # bytes of the buffer that were parsed (all of it unless cancelled)
+    cancelled: bool = False
+
+
+@dataclass
+class _Seg:
+    """Columns of one decoded segment of a chunk."""
+
+    n: int
+    cols: dict[str, np.ndarray]
+
+
+class _Schema:
+    """The run-time Struct type: one optional float field per key, loose (Any) if needed."""
+
+    def __init__(self, keys: Sequence[str]) -> None:
+        self.keys: list[str] = []
+        self.index: dict[str, int] = {}
+        self.loose: set[str] = set()
+        for key in (*RESERVED, *keys):
+            self.add(key)
+        self._decoder: msgspec.json.Decoder | None = None
+
+    def add(self, key: str, loose: bool = False) -> bool:
+        """Add a field for `key`; False if msgspec cannot name a field so (quote, control)."""
+        if key not in self.index:
+            if _BAD_NAME_RE.search(key):
+                return False
+            self.index[key] = len(self.keys)
+            self.keys.append(key)
+        elif not loose or key in self.loose:
+            return True
+        if loose:
+            self.loose.add(key)
+        self._decoder = None
+        return True
+
+    def decoder(self) -> msgspec.json.Decoder:
+        if self._decoder is None:
+            fields = [
+                (f"f{i}", Any if k in self.loose else (float | None), _NAN)
+                for i, k in enumerate(self.keys)
+            ]
+            rename = {f"f{i}": k for i, k in enumerate(self.keys)}
+            struct = msgspec.defstruct(
+                "Row", fields, rename=rename, gc=False, forbid_unknown_fields=True
+            )
+            self._decoder = msgspec.json.Decoder(struct)
+        return self._decoder
+
+
+class _Parser:
+    def __init__(self, buf: bytes, first_line: int) -> None:
+        self.buf = buf
+        self.view = memoryview(buf)
+        self.first_line = first_line
+        self.malformed = 0
+        self.examples: list[str] = []
+        self.segs: list[_Seg] = []
+        self._line_pos = 0  # lazily counted: line index of byte _line_pos is _line_idx
+        self._line_idx = 0
+
+    # -------------------------------------------------------------- line numbers
+    def line_no(self, pos: int) -> int:
+        """1-based line number (counting from first_line) of the line starting at `pos`."""
+        if pos < self._line_pos:
+            self._line_pos, self._line_idx = 0, 0
+        self._line_idx += self.buf.count(b"\n", self._line_pos, pos)
+        self._line_pos = pos
+        return self.first_line + self._line_idx
+
+    def bad(self, pos: int, why: str) -> None:
+        self.malformed += 1
+        if len(self.examples) < MAX_EXAMPLES:
+            self.examples.append(f"line {self.line_no(pos)}: {why}")
+
+    # -------------------------------------------------------------- fast path
+    def chunk(self, schema: _Schema, start: int, end: int) -> None:
+        """Decode buf[start:end] (whole lines) with the Struct, splitting at bad lines."""
+        retries = splits = 0
+        while start < end:
+            try:
+                rows = schema.decoder().decode_lines(self.view[start:end])
+            except msgspec.ValidationError as exc:
+                msg = str(exc)
+                m = _UNKNOWN_RE.search(msg)
+                if m and m.group(1) not in schema.index and retries < _MAX_RETRIES:
+                    if schema.add(m.group(1)):
+                        retries += 1
+                        continue
+                m = _TYPE_RE.search(msg)
+                if m and m.group(2) in schema.index and m.group(2) not in schema.loose \
+                        and retries < _MAX_RETRIES:
+                    schema.add(m.group(2), loose=True)
+                    retries += 1
+                    continue
+                m = _AT_ROW_RE.search(msg)
+                bad = self._nth_nonblank(start, end, int(m.group(1))) if m else None
+            except msgspec.DecodeError as exc:
+                m = _BYTE_RE.search(str(exc))
+                bad = start + int(m.group(1)) if m else None
+                if bad is not None:  # back to the start of the line holding that byte
+                    p = self.buf.rfind(b"\n", start, min(bad, end))
+                    bad = start if p < 0 else p + 1
+            else:
+                self._extract(schema, rows)
+                return
+            if bad is None or splits >= _MAX_SPLITS or retries >= _MAX_RETRIES:
+                self._slow(schema, start, end)
+                return
+            splits += 1
+            if bad > start:  # the lines before the bad one decode cleanly (or split again)
+                self.chunk(schema, start, bad)
+            nl = self.buf.find(b"\n", bad, end)
+            line_end = end if nl < 0 else nl + 1
+            self._slow(schema, bad, line_end)
+            start = line_end
+
+    def _nth_nonblank(self, start: int, end: int, k: int) -> int | None:
+        """Offset of the k-th (0-based) non-blank line in buf[start:end]."""
+        pos = start
+        while pos < end:
+            nl = self.buf.find(b"\n", pos, end)
+            line_end = end if nl < 0 else nl + 1
+            if self.buf[pos:line_end].strip():
+                if k == 0:
+                    return pos
+                k -= 1
+            pos = line_end
+        return None
+
+    def _extract(self, schema: _Schema, rows: list[Any]) -> None:
+        n = len(rows)
+        if n == 0:
+            return
+        cols: dict[str, np.ndarray] = {}
+        for i, key in enumerate(schema.keys):
+            get = operator.attrgetter(f"f{i}")
+            if key in schema.loose:
+                col, seen = _loose_column(map(get, rows), n)
+            else:
+                try:
+                    col = np.fromiter(map(get, rows), np.float64, n)
+                    seen = not np.isnan(col).all()
+                except TypeError:  # a null somewhere: None -> NaN
+                    col = np.array(list(map(get, rows)), dtype=np.float64)
+                    seen = True
+            if seen or key in RESERVED:
+                cols[key] = col
+        self.segs.append(_Seg(n, cols))
+
+    # -------------------------------------------------------------- slow path
+    def _slow(self, schema: _Schema, start: int, end: int) -> None:
+        """Parse buf[start:end] line by line, leniently; new keys join the schema."""
+        rows: list[dict[str, float]] = []
+        pos = start
+        while pos < end:
+            nl = self.buf.find(b"\n", pos, end)
+            line_end = end if nl < 0 else nl + 1
+            line = self.buf[pos:line_end].strip()
+            if line:
+                row = _lenient_row(line)
+                if isinstance(row, str):
+                    self.bad(pos, row)
+                else:
+                    rows.append(row)
+                    for key in row:
+                        if key not in schema.index:
+                            schema.add(key)
+            pos = line_end
+        if not rows:
+            return
+        n = len(rows)
+        cols = {key: np.full(n, _NAN) for key in RESERVED}
+        for j, row in enumerate(rows):
+            for key, v in row.items():
+                col = cols.get(key)
+                if col is None:
+                    col = cols[key] = np.full(n, _NAN)
+                if v is not None:
+                    col[j] = v
+        self.segs.append(_Seg(n, cols))
+
+    # -------------------------------------------------------------- result
+    def block(self, consumed: int, cancelled: bool) -> Block:
+        n = sum(s.n for s in self.segs)
+        names: dict[str, None] = {}
+        for s in self.segs:
+            names.update(dict.fromkeys(s.cols))
+        out: dict[str, np.ndarray] = {}
+        for key in (*RESERVED, *names):
+            if key in out:
+                continue
+            if len(self.segs) == 1 and key in self.segs[0].cols:
+                out[key] = self.segs[0].cols[key]
+                continue
+            col = np.empty(n)
+            pos = 0
+            for s in self.segs:
+                part = s.cols.get(key)
+                col[pos : pos + s.n] = _NAN if part is None else part
+                pos += s.n
+            out[key] = col
+        step, epoch, time_ = out.pop("step"), out.pop("epoch"), out.pop("time")
+        return Block(n, step, epoch, time_, out, self.malformed, self.examples, consumed, cancelled)
+
+
+def _num(v: Any) -> float:
+    t = type(v)
+    if t is float:
+        return v
+    if t is int:
+        try:
+            return float(v)
+        except OverflowError:
+            return _NAN
+    return _NAN
+
+
+def _loose_column(values: Any, n: int) -> tuple[np.ndarray, bool]:
+    """Column of a key that holds non-numbers somewhere: numbers kept, the rest NaN."""
+    vals = list(values)
+    col = np.fromiter(map(_num, vals), np.float64, n)
+    seen = not np.isnan(col).all() or any(v is None for v in vals)
+    return col, seen
+
+
+def _lenient_row(line: bytes) -> dict[str, float | None] | str:
+    """One line as {key: float or None(null)}, or a description of why it is malformed."""
+    try:
+        obj = _generic.decode(line)
+    except msgspec.DecodeError:
+        try:
+            obj = json.loads(line)  # accepts NaN / Infinity, as Python's json writes them
+        except (ValueError, RecursionError):
+            return "not JSON"
+    if not isinstance(obj, dict):
+        return f"not a JSON object ({type(obj).__name__})"
+    row: dict[str, float | None] = {}
+    for key, v in obj.items():
+        if v is None:
+            row[key] = None
+        elif type(v) is float or type(v) is int:
+            row[key] = _num(v)
+    return row
+
+
+def _discover(buf: bytes, known: Sequence[str]) -> _Schema:
+    """Keys from a sample of lines (first, last, evenly spaced); the rest are found later."""
+    schema = _Schema([k for k in known if k not in RESERVED])
+    size = len(buf)
+    if size == 0:
+        return schema
+    starts = {0}
+    last_nl = buf.rfind(b"\n", 0, size - 1)
+    starts.add(last_nl + 1)
+    for i in range(1, SAMPLE_LINES):
+        p = buf.rfind(b"\n", 0, size * i // SAMPLE_LINES)
+        starts.add(p + 1)
+    for pos in sorted(starts):
+        nl = buf.find(b"\n", pos)
+        line = buf[pos : size if nl < 0 else nl].strip()
+        if not line:
+            continue
+        try:
+            obj = _generic.decode(line)
+        except msgspec.DecodeError:
+            continue
+        if not isinstance(obj, dict):
+            continue
+        for key, v in obj.items():
+            numeric = v is None or type(v) is float or type(v) is int
+            schema.add(key, loose=not numeric)
+    return schema
+
+
+def parse_lines(
+    buf: bytes,
+    known_keys: Sequence[str] = (),
+    cancel: threading.Event | None = None,
+    first_line: int = 1,
+) -> Block:
+    """Parse complete JSONL lines into columns.
+
+    Non-object lines are counted as malformed (with line numbers counted from
+    `first_line`); blank lines are skipped silently; bools, strings, nested objects and
+    other non-numbers are dropped. If `cancel` is set the parse stops between chunks and
+    the Block covers buf[:consumed] with cancelled=True.
+    """
+    parser = _Parser(buf, first_line)
+    schema = _discover(buf, known_keys)
+    size = len(buf)
+    sample_end = buf.find(b"\n", 0, min(size, 1 << 16))
+    avg = max(16, sample_end + 1) if sample_end >= 0 else 256
+    step_bytes = max(MIN_CHUNK_BYTES, avg * CHUNK_LINES)
+    pos = 0
+    while pos < size:
+        if cancel is not None and cancel.is_set():
+            return parser.block(pos, True)
+        nl = buf.find(b"\n", min(size - 1, pos + step_bytes))
+        end = size if nl < 0 else nl + 1
+        parser.chunk(schema, pos, end)
+        pos = end
+    return parser.block(size, False)

@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from trainledger.engines.workspace import Workspace
+
+FROZEN = Path(__file__).parent.parent / "fixtures" / "frozen_ws"
+CLOCK = 1_795_430_000.0 + 3600.0  # tests/fixtures/make_frozen.py's fixed "now"
+
+
+@pytest.fixture
+def frozen_ws(tmp_path: Path) -> Workspace:
+    """A private copy of the frozen fixture workspace (the console may write caches)."""
+    dest = tmp_path / "frozen_ws"
+    shutil.copytree(FROZEN, dest)
+    return Workspace(dest)
+
+
+async def settle(pilot, rounds: int = 6) -> None:
+    """Let workers finish and their messages be handled, a few times over."""
+    for _ in range(rounds):
+        # The watcher runs until the app closes; wait for everything else.
+        # (An empty list would mean "all workers" to wait_for_complete.)
+        others = [w for w in pilot.app.workers if w.group != "watcher"]
+        if others:
+            await pilot.app.workers.wait_for_complete(others)
+        await pilot.pause()
