@@ -78,6 +78,9 @@ class TrainledgerApp(App[None]):
         self.watcher: WorkspaceWatcher | None = None
         self.exit_after: float | None = None
         self.location = location or _pretty(workspace.root)
+        # Before any widget mounts: panes read theme colours as soon as data arrives.
+        register_themes(self)
+        self.theme = self._requested_theme
 
     # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
@@ -98,8 +101,6 @@ class TrainledgerApp(App[None]):
         return f"trainledger · {self.location}{tag}"
 
     def on_mount(self) -> None:
-        register_themes(self)
-        self.theme = self._requested_theme
         if self.watch_enabled:
             self.watcher = WorkspaceWatcher(self.workspace.root)
             for pane in self.query(CurvesPane):
@@ -146,8 +147,10 @@ class TrainledgerApp(App[None]):
         self.notify(f"theme: {self.theme}", timeout=2)
 
     def watch_theme(self, _: str) -> None:
+        if not self.screen_stack:  # set in __init__, before any screen exists
+            return
         for pane in self.query(CurvesPane):
-            pane.redraw()
+            pane.restyle()
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)

@@ -179,9 +179,10 @@ def fmt(v: float | None) -> str:
 
 
 def _at(step: float | None, epoch: float | None) -> str:
+    """Where a value was seen, in one word so the legend wraps between claims."""
     if epoch is not None and math.isfinite(epoch):
-        return f"ep {epoch:g}"
-    return f"step {fmt(step)}"
+        return f"ep{epoch:g}"
+    return f"step{fmt(step)}"
 
 
 def _legend_line(label: str, style: str, s: MetricSummary | None) -> Text:
@@ -190,9 +191,10 @@ def _legend_line(label: str, style: str, s: MetricSummary | None) -> Text:
     t.append(label, style="bold")
     if s is None:
         return t
-    t.append(f"  last {fmt(s.last)} @{_at(s.last_step, s.last_epoch)}")
+    t.append(f"  last {fmt(s.last)} {_at(s.last_step, s.last_epoch)}")
     if s.best is not None:
-        t.append(f"  best {fmt(s.best)} @{_at(s.best_step, s.best_epoch)}")
+        t.append(f"  best {fmt(s.best)} {_at(s.best_step, s.best_epoch)}")
         if not s.best_is_last:
-            t.append("  best≠last", style="bold reverse")
+            t.append("  ")
+            t.append("best≠last", style="bold reverse")
     return t

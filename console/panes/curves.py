@@ -43,7 +43,8 @@ class CurvesPane(Widget):
     DEFAULT_CSS = """
     CurvesPane { height: 1fr; }
     CurvesPane > Horizontal { height: 1fr; }
-    CurvesPane RunList { width: 36; border-right: vkey $panel; }
+    CurvesPane RunList { width: 30; border-right: vkey $panel; }
+    CurvesPane.-wide RunList { width: 44; }
     CurvesPane #chart-side { width: 1fr; padding: 0 0 0 1; }
     CurvesPane #curves-header { height: 1; }
     CurvesPane #metric-filter { display: none; height: 3; }
@@ -231,7 +232,15 @@ class CurvesPane(Widget):
             parts.append("⚠ metrics.jsonl deleted")
         self.query_one("#curves-footer", Static).update(" · ".join(parts))
 
+    def restyle(self) -> None:
+        """The theme changed: colours baked into cells and the chart must be redone."""
+        if self.is_mounted:
+            self._sync_list()
+            self.redraw()
+
     def on_resize(self) -> None:
+        # Narrow terminals drop the progress column rather than scroll sideways.
+        self.set_class(self.size.width >= 110, "-wide")
         self.call_after_refresh(self._update_footer, self.plotted())
 
     def _header(self, names: list[str]) -> str:

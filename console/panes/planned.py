@@ -13,7 +13,6 @@ from pathlib import Path
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
-from textual.containers import Center, Middle
 from textual.widget import Widget
 from textual.widgets import Static
 
@@ -71,8 +70,8 @@ def count_entries(path: Path) -> int:
 
 class PlannedPane(Widget):
     DEFAULT_CSS = """
-    PlannedPane { height: 1fr; }
-    PlannedPane Static.empty-state { width: auto; max-width: 76; padding: 1 2; border: round $panel; }
+    PlannedPane { height: 1fr; align: center middle; }
+    PlannedPane Static.empty-state { width: auto; max-width: 76; height: auto; }
     """
 
     def __init__(self, spec: PaneSpec, root: Path, location: str, **kwargs: object) -> None:
@@ -83,9 +82,7 @@ class PlannedPane(Widget):
         self.count = 0
 
     def compose(self) -> ComposeResult:
-        with Middle():
-            with Center():
-                yield Static(self._text(), classes="empty-state")
+        yield Static(self._text(), classes="empty-state")
 
     def on_mount(self) -> None:
         self.recount()

@@ -295,7 +295,11 @@ def _pad_range(lo: float, hi: float) -> tuple[float, float]:
     if span <= 0 or not math.isfinite(span):
         pad = abs(lo) * 0.1 if lo != 0 else 1.0
         return lo - pad, hi + pad
-    return lo - span * 0.05, hi + span * 0.05
+    padded_lo = lo - span * 0.05
+    # Non-negative data (losses, coverage) keeps its floor at zero: no axis label below 0.
+    if lo >= 0 > padded_lo:
+        padded_lo = 0.0
+    return padded_lo, hi + span * 0.05
 
 
 def _x_to_dots(x: np.ndarray, lo: float, hi: float, n: int) -> np.ndarray:
@@ -543,9 +547,14 @@ class LineChart(Widget):
         self._log_y = log_y
         self._x_label = x_label
         self._version += 1
+        if self.content_size.area:
+            self._render_cached()  # so `last_result` is current as soon as this returns
         self.refresh()
 
     def render(self) -> Text:
+        return self._render_cached()
+
+    def _render_cached(self) -> Text:
         size = self.content_size
         # Only the colour: the full component style also carries the background.
         axis_style = Style(color=self.get_component_rich_style("line-chart--axis").color)

@@ -25,7 +25,8 @@ STATUS_STYLE = {
     "failed": ("error", True),
     "lost": ("warning", False),
 }
-COLUMNS = (("mark", "  "), ("run", "run"), ("status", "status"), ("progress", "progress"))
+COLUMNS = (("run", "run"), ("status", "status"), ("progress", "progress"))
+NAME_WIDTH = 15
 
 
 def duration(seconds: float | None) -> str:
@@ -58,7 +59,7 @@ class RunList(DataTable[Text | str]):
     """Runs, newest first. Marks: ◆ pinned baseline, ✓ selected for comparison."""
 
     DEFAULT_CSS = """
-    RunList { height: 1fr; }
+    RunList { height: 1fr; overflow-x: hidden; }
     """
     # Rows are what matters here: Home/End go to the first/last run, j/k as in a pager.
     BINDINGS = [
@@ -69,7 +70,7 @@ class RunList(DataTable[Text | str]):
     ]
 
     def __init__(self, clock: Callable[[], float] = time.time, **kwargs: object) -> None:
-        super().__init__(cursor_type="row", zebra_stripes=False, **kwargs)  # type: ignore[arg-type]
+        super().__init__(cursor_type="row", zebra_stripes=False, cell_padding=1, **kwargs)  # type: ignore[arg-type]
         self.clock = clock
         self._order: list[str] = []
 
@@ -93,7 +94,7 @@ class RunList(DataTable[Text | str]):
         style = theme_style(self.app, var, bold=bold) if var else ""
         label = status
         if status == "running" and info.started:
-            label = f"run {duration(self.clock() - info.started)}"
+            label = f"▶ {duration(self.clock() - info.started)}"
         return Text(label, style=style)
 
     def sync(
@@ -128,6 +129,6 @@ class RunList(DataTable[Text | str]):
     ) -> tuple[Text | str, ...]:
         mark = ("◆" if info.id == pinned else " ") + ("✓" if info.id in selected else " ")
         name = info.label
-        if len(name) > 22:
-            name = name[:10] + "…" + name[-11:]
-        return (mark, name, self._status(info), progress_text(snapshots.get(info.id)))
+        if len(name) > NAME_WIDTH:
+            name = "…" + name[-(NAME_WIDTH - 1):]  # ids end in what tells runs apart
+        return (mark + name, self._status(info), progress_text(snapshots.get(info.id)))

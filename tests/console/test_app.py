@@ -53,8 +53,8 @@ async def test_best_not_last_is_flagged_for_the_seed_002_run(frozen_ws: Workspac
         pane = app.query_one(CurvesPane)
         assert pane.plotted() == ["ternary-v5-5"] and pane.state.metric == "val/loss"
         legend = str(pane.query_one("#legend").render())
-        assert "best 0.2843 @ep 6" in legend and "best≠last" in legend
-        assert "ep 106" in legend
+        assert "best 0.2843 ep6" in legend and "best≠last" in legend
+        assert "last 4.8 ep106" in legend
 
 
 async def test_keys_change_the_chart(frozen_ws: Workspace) -> None:
