@@ -77,6 +77,7 @@ class TrainledgerApp(App[None]):
         self.clock = clock
         self.watcher: WorkspaceWatcher | None = None
         self.exit_after: float | None = None
+        self.summary = ""
         self.location = location or _pretty(workspace.root)
         # Before any widget mounts: panes read theme colours as soon as data arrives.
         register_themes(self)
@@ -110,7 +111,7 @@ class TrainledgerApp(App[None]):
             self.run_worker(self.watcher.run(), group="watcher", exclusive=True,
                             exit_on_error=False, description="watch the workspace")
         if self.exit_after is not None:
-            self.set_timer(self.exit_after, self.exit)
+            self.set_timer(self.exit_after, self._exit_with_summary)
         self.query_one(CurvesPane).query_one("#runs").focus()
 
     def on_unmount(self) -> None:
@@ -167,6 +168,10 @@ class TrainledgerApp(App[None]):
                 yield SystemCommand(f"Curves: {b.description}", f"key {b.key}", action)
 
     # ------------------------------------------------------------------ scripts
+    def _exit_with_summary(self) -> None:
+        self.summary = self.headless_summary()  # the widgets are gone after exit
+        self.exit()
+
     def headless_summary(self) -> str:
         """A plain-text account of what the console held, for --headless-seconds."""
         pane = self.query_one(CurvesPane)

@@ -108,6 +108,9 @@ def _cmd_runs(args: argparse.Namespace) -> int:
 
 def _cmd_open(args: argparse.Namespace) -> int:
     from trainledger.engines.workspace import resolve_workspace
+    from trainledger.themes import choose_theme
+
+    choose_theme(args.theme, os.environ)  # a bad name fails before any folder is created
 
     ws, origin = resolve_workspace(args.workspace)
     from trainledger.console.app import TrainledgerApp
@@ -119,6 +122,9 @@ def _cmd_open(args: argparse.Namespace) -> int:
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from trainledger.engines.demo import DemoProcesses, prepare_demo_workspace
+    from trainledger.themes import choose_theme
+
+    choose_theme(args.theme, os.environ)
 
     ws = prepare_demo_workspace(Path(args.workspace) if args.workspace else None)
     procs = DemoProcesses(ws)
@@ -144,7 +150,7 @@ def _run_headless(app: "object", ws: "object", seconds: float, trainer_pid: int)
     app.run(headless=True, size=(120, 40))
     print(f"workspace: {ws.root}")  # type: ignore[attr-defined]
     print(f"trainer pid: {trainer_pid} (stopped)")
-    print(app.headless_summary())
+    print(app.summary)
     return 0
 
 
