@@ -167,3 +167,19 @@ async def test_live_rows_reach_the_pane_through_the_watcher(tmp_path: Path) -> N
         assert await _wait_for(pilot, lambda: pane.snapshots["live"].n == 1)
         writer.finish()
         assert await _wait_for(pilot, lambda: pane.infos["live"].status == "finished")
+
+
+async def test_command_palette_runs_pane_actions(frozen_ws: Workspace) -> None:
+    app = _app(frozen_ws)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        pane = app.query_one(CurvesPane)
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        await pilot.press(*"Curves: Log-Y")
+        from textual.command import CommandList
+
+        assert await _wait_for(pilot, lambda: app.screen.query_one(CommandList).option_count > 0)
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        assert await _wait_for(pilot, lambda: pane.state.log_y)
