@@ -16,6 +16,7 @@ import numpy as np
 from rich.text import Text
 
 from trainledger.console.widgets.chart import ChartMarker, ChartSeries
+from trainledger.console.widgets.runlist import short_label
 from trainledger.engines.metrics.analysis import MetricSummary, summarize
 from trainledger.engines.metrics.downsample import ema
 from trainledger.engines.metrics.series import SeriesSnapshot
@@ -147,7 +148,7 @@ def build_chart(
                 if bx is not None:
                     best_xy = (bx, summary.best)
         shown_y = ema(y, state.smoothing) if state.smoothing > 0 else y
-        label = info.label if info else run_id
+        label = short_label(info.label if info else run_id, 24)
         if run_id == state.pinned:
             label += " (baseline)"
         series.append(ChartSeries(label=label, x=x, y=shown_y, style=style, best=best_xy))

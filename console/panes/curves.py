@@ -240,7 +240,12 @@ class CurvesPane(Widget):
 
     def on_resize(self) -> None:
         # Narrow terminals drop the progress column rather than scroll sideways.
-        self.set_class(self.size.width >= 110, "-wide")
+        wide = self.size.width >= 110
+        self.set_class(wide, "-wide")
+        runlist = self.query_one(RunList)
+        if wide != runlist.wide:
+            runlist.set_wide(wide)
+            self._sync_list()
         self.call_after_refresh(self._update_footer, self.plotted())
 
     def _header(self, names: list[str]) -> str:

@@ -25,8 +25,9 @@ STATUS_STYLE = {
     "failed": ("error", True),
     "lost": ("warning", False),
 }
-COLUMNS = (("run", "run"), ("status", "status"), ("progress", "progress"))
 NAME_WIDTH = 15
+# Fixed widths: columns never jump as values arrive, and snapshots are stable.
+COLUMNS = (("run", "run", NAME_WIDTH + 2), ("status", "status", 8), ("progress", "progress", 12))
 
 
 def duration(seconds: float | None) -> str:
@@ -40,6 +41,11 @@ def duration(seconds: float | None) -> str:
     if s < 86400:
         return f"{s // 3600}h{(s % 3600) // 60:02d}m"
     return f"{s // 86400}d{(s % 86400) // 3600:02d}h"
+
+
+def short_label(label: str, width: int = NAME_WIDTH) -> str:
+    """Keep the end of long run ids: that is where runs differ (time stamp, hash)."""
+    return label if len(label) <= width else "…" + label[-(width - 1):]
 
 
 def progress_text(snap: SeriesSnapshot | None) -> str:
@@ -73,10 +79,27 @@ class RunList(DataTable[Text | str]):
         super().__init__(cursor_type="row", zebra_stripes=False, cell_padding=1, **kwargs)  # type: ignore[arg-type]
         self.clock = clock
         self._order: list[str] = []
+        self._restore: str | None = None  # the cursor's run across a column rebuild
+        self.wide = False
+
+    @property
+    def columns_shown(self) -> tuple[tuple[str, str, int], ...]:
+        return COLUMNS if self.wide else COLUMNS[:2]
 
     def on_mount(self) -> None:
-        for key, label in COLUMNS:
-            self.add_column(label, key=key)
+        for key, label, width in self.columns_shown:
+            self.add_column(label, key=key, width=width)
+
+    def set_wide(self, wide: bool) -> None:
+        """Show the progress column only where it fits (no sideways scrolling)."""
+        if wide == self.wide:
+            return
+        self.wide = wide
+        self._restore = self.cursor_run
+        self.clear(columns=True)
+        self._order = []
+        for key, label, width in self.columns_shown:
+            self.add_column(label, key=key, width=width)
 
     @property
     def order(self) -> list[str]:
@@ -105,19 +128,21 @@ class RunList(DataTable[Text | str]):
         pinned: str | None,
     ) -> None:
         """Bring the rows in line with `runs` (newest first), keeping the cursor's run."""
-        keep = self.cursor_run
+        keep = self.cursor_run or self._restore
         ordered = sorted(runs, key=lambda r: (r.started or 0.0, r.id), reverse=True)
         ids = [r.id for r in ordered]
         if ids != self._order:
             self.clear()
             self._order = ids
             for info in ordered:
-                self.add_row(*self._cells(info, snapshots, selected, pinned), key=info.id)
+                cells = self._cells(info, snapshots, selected, pinned)
+                self.add_row(*cells[: len(self.columns_shown)], key=info.id)
             if keep in ids:
                 self.move_cursor(row=ids.index(keep))
+            self._restore = None
             return
         for info in ordered:
-            for (key, _), value in zip(COLUMNS, self._cells(info, snapshots, selected, pinned)):
+            for (key, _, _), value in zip(self.columns_shown, self._cells(info, snapshots, selected, pinned)):
                 self.update_cell(info.id, key, value)
 
     def _cells(
@@ -128,7 +153,4 @@ class RunList(DataTable[Text | str]):
         pinned: str | None,
     ) -> tuple[Text | str, ...]:
         mark = ("◆" if info.id == pinned else " ") + ("✓" if info.id in selected else " ")
-        name = info.label
-        if len(name) > NAME_WIDTH:
-            name = "…" + name[-(NAME_WIDTH - 1):]  # ids end in what tells runs apart
-        return (mark + name, self._status(info), progress_text(snapshots.get(info.id)))
+        return (mark + short_label(info.label), self._status(info), progress_text(snapshots.get(info.id)))
