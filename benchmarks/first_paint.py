@@ -41,6 +41,7 @@ def main() -> int:
 
     tl: dict[str, list[float]] = {}
     bare: list[float] = []
+    bare_imported: list[float] = []
     spawn_tl: list[float] = []
     helps: list[float] = []
     pythons: list[float] = []
@@ -48,6 +49,7 @@ def main() -> int:
     for _ in range(args.repeat):
         b = run_child("--bare")
         bare.append(b["since_start"]["painted"])
+        bare_imported.append(b["since_start"]["imported"])
         r = run_child(str(ws.root))
         for k, v in r["since_start"].items():
             tl.setdefault(k, []).append(v)
@@ -60,6 +62,7 @@ def main() -> int:
     painted = tl.get("painted", [])
     print(f"\nseconds from process start, median (min–max, n) over {args.repeat} alternating rounds")
     rows = [
+        ("bare Textual App: textual imported", bare_imported),
         ("bare Textual App: first frame", bare),
         ("trainledger: textual + app imported", tl.get("imported", [])),
         ("trainledger: App mounted", tl.get("mounted", [])),

@@ -1,7 +1,8 @@
 """Hand-run timing of the metrics engine on a generated 1,000,000-row metrics.jsonl.
 
-Not a test: prints seconds for a bare msgspec dict decode, parse_lines, a first
-RunSeries refresh (no cache) and a second open from the cache.
+Not a test: prints seconds for a bare msgspec dict decode, the decode into parse_lines'
+run-time Struct alone (so the column extraction is the difference to parse_lines), parse_lines,
+a first RunSeries refresh (no cache) and a second open from the cache.
 Usage: python benchmarks/parse_speed.py [rows]
 """
 
@@ -16,7 +17,7 @@ from pathlib import Path
 import msgspec
 import numpy as np
 
-from trainledger.engines.metrics.columns import parse_lines
+from trainledger.engines.metrics.columns import _Schema, parse_lines
 from trainledger.engines.metrics.series import RunSeries
 
 
@@ -66,6 +67,8 @@ def main() -> None:
         buf = (run_dir / "metrics.jsonl").read_bytes()
         print(f"{rows:,} rows, {size / 1e6:.1f} MB")
         timed("msgspec decode_lines into dicts", lambda: msgspec.json.Decoder().decode_lines(buf))
+        struct_decoder = _Schema(["train/loss", "train/acc", "lr", "grad_norm"]).decoder()
+        timed("msgspec decode_lines into parse_lines' Struct", lambda: struct_decoder.decode_lines(buf))
         block = timed("parse_lines", lambda: parse_lines(buf))
         assert block.n == rows
         del buf, block
