@@ -75,6 +75,12 @@ def bare() -> None:
 
 
 def console(workspace: str, want_rows: int) -> None:
+    # As `trainledger WORKSPACE` does: start reading before Textual is imported.
+    from trainledger.console.prefetch import Prefetch
+    from trainledger.engines.workspace import open_workspace
+
+    mark("asked")
+    prefetch = Prefetch(open_workspace(workspace)).start()
     from trainledger.console.app import TrainledgerApp
     from trainledger.console.panes.curves import CurvesPane
     from trainledger.console.widgets.chart import LineChart
@@ -130,7 +136,7 @@ def console(workspace: str, want_rows: int) -> None:
     CurvesPane.__init__ = init  # type: ignore[method-assign]
     LineChart.render = render  # type: ignore[method-assign]
     CurvesPane.on_mount = pane_mount  # type: ignore[method-assign]
-    app = Timed(open_workspace(workspace), watch=True)
+    app = Timed(open_workspace(workspace), watch=True, prefetch=prefetch)
     app.run(headless=True, size=(120, 40))
     report(seen)
 

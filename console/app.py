@@ -18,6 +18,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static, TabbedContent, TabPane
 
 from trainledger.console.panes.curves import CurvesPane
+from trainledger.console.prefetch import Prefetch
 from trainledger.console.panes.planned import CAPTURE, PORTS, VERSIONS, PlannedPane
 from trainledger.console.screens.help import HelpScreen, binding_rows
 from trainledger.console.watcher import WorkspaceWatcher
@@ -67,6 +68,7 @@ class TrainledgerApp(App[None]):
         demo: "DemoProcesses | None" = None,
         clock: Callable[[], float] = time.time,
         location: str | None = None,
+        prefetch: Prefetch | None = None,
     ) -> None:
         self._requested_theme = choose_theme(theme, os.environ)  # fails early on a bad name
         super().__init__()
@@ -79,6 +81,8 @@ class TrainledgerApp(App[None]):
         self.exit_after: float | None = None
         self.summary = ""
         self.location = location or _pretty(workspace.root)
+        # Start reading before Textual lays out the first frame (the CLI starts it earlier still).
+        self.prefetch = prefetch or Prefetch(workspace).start()
         # Before any widget mounts: panes read theme colours as soon as data arrives.
         register_themes(self)
         self.theme = self._requested_theme
@@ -88,7 +92,7 @@ class TrainledgerApp(App[None]):
         yield Static(self._topbar(), id="topbar", markup=False)
         with TabbedContent(initial="curves"):
             with TabPane("1 Curves", id="curves"):
-                yield CurvesPane(self.workspace, clock=self.clock)
+                yield CurvesPane(self.workspace, clock=self.clock, prefetch=self.prefetch)
             with TabPane("2 Capture", id="capture"):
                 yield PlannedPane(CAPTURE, self.workspace.root, self.location)
             with TabPane("3 Versions", id="versions"):
@@ -117,6 +121,7 @@ class TrainledgerApp(App[None]):
     def on_unmount(self) -> None:
         if self.watcher is not None:
             self.watcher.stop()
+        self.prefetch.cancel()
 
     # ------------------------------------------------------------------ actions
     def action_show_pane(self, pane: str) -> None:

@@ -113,9 +113,13 @@ def _cmd_open(args: argparse.Namespace) -> int:
     choose_theme(args.theme, os.environ)  # a bad name fails before any folder is created
 
     ws, origin = resolve_workspace(args.workspace)
+    from trainledger.console.prefetch import Prefetch
+
+    prefetch = Prefetch(ws).start()  # reads while Textual imports and starts
     from trainledger.console.app import TrainledgerApp
 
-    app = TrainledgerApp(ws, theme=args.theme, watch=not args.no_watch, origin=origin)
+    app = TrainledgerApp(ws, theme=args.theme, watch=not args.no_watch, origin=origin,
+                         prefetch=prefetch)
     app.run()
     return 0
 

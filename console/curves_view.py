@@ -10,20 +10,19 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Literal, Sequence
+from typing import Any, Callable, Literal, Sequence
 
-import numpy as np
 from rich.text import Text
 
 from trainledger.console.widgets.chart import ChartMarker, ChartSeries
 from trainledger.console.widgets.runlist import short_label
-from trainledger.engines.metrics.analysis import MetricSummary, summarize
-from trainledger.engines.metrics.downsample import ema
+from trainledger.engines.metrics.analysis import MetricSummary
+from trainledger.engines.metrics.view import MetricView, metric_view, x_of_step
 from trainledger.engines.metrics.series import SeriesSnapshot
 from trainledger.engines.workspace import RunInfo
 
 XAxis = Literal["step", "epoch", "time"]
-X_AXES: tuple[XAxis, ...] = ("step", "epoch", "time")
+X_AXES: tuple[XAxis, ...] = ("step", "epoch", "time")  # the order `x` cycles through
 SMOOTHING = (0.0, 0.6, 0.9, 0.99)
 EVENT_GLYPHS = {"best": "◆", "phase": "▲", "early_stop": "■"}
 
@@ -85,29 +84,6 @@ def plotted_run_ids(cursor: str | None, state: CurvesState, order: Sequence[str]
     return chosen
 
 
-def _x_of(snapshot: SeriesSnapshot, summary_step: float | None, x_axis: XAxis) -> float | None:
-    """Map a step to the chosen x axis, through the row that has that step."""
-    if summary_step is None:
-        return None
-    if x_axis == "step":
-        return summary_step
-    idx = np.flatnonzero(snapshot.step == summary_step)
-    if not len(idx):
-        return None
-    i = int(idx[0])
-    if x_axis == "epoch":
-        v = snapshot.epoch[i]
-    else:
-        t0 = _first_finite(snapshot.time)
-        v = snapshot.time[i] - t0 if t0 is not None else math.nan
-    return float(v) if math.isfinite(v) else None
-
-
-def _first_finite(a: np.ndarray) -> float | None:
-    idx = np.flatnonzero(np.isfinite(a))
-    return float(a[idx[0]]) if len(idx) else None
-
-
 @dataclass(frozen=True)
 class ChartModel:
     series: list[ChartSeries]
@@ -116,16 +92,28 @@ class ChartModel:
     summaries: dict[str, MetricSummary]
 
 
+ViewFn = Callable[[str, SeriesSnapshot, str], "MetricView | None"]
+
+
 def build_chart(
     metric: str,
     run_ids: Sequence[str],
     snapshots: dict[str, SeriesSnapshot],
     infos: dict[str, RunInfo],
     state: CurvesState,
-    styles: Sequence[str],
-    marker_styles: dict[str, str],
+    styles: Sequence[Any],
+    marker_styles: dict[str, Any],
     color_index: dict[str, int],
+    view: ViewFn | None = None,
 ) -> ChartModel:
+    """The chart's series, markers and legend. `view(run_id, snapshot, metric)` may serve
+    memoised MetricViews; by default they are computed here."""
+    if view is None:
+        def view(run_id: str, snap: SeriesSnapshot, name: str) -> MetricView | None:
+            info = infos.get(run_id)
+            return metric_view(snap, name, state.x_axis, state.smoothing,
+                               info.directions if info else None)
+
     series: list[ChartSeries] = []
     markers: list[ChartMarker] = []
     legend: list[Text] = []
@@ -133,29 +121,22 @@ def build_chart(
     for run_id in run_ids:
         snap = snapshots.get(run_id)
         info = infos.get(run_id)
-        if snap is None or metric not in snap.metrics:
+        if snap is None:
             continue
-        x, y = snap.xy(metric, state.x_axis)
-        if not len(y):
+        mv = view(run_id, snap, metric)
+        if mv is None:
             continue
         style = styles[color_index.get(run_id, 0) % len(styles)]
-        summary = summarize(snap, metric, info.directions if info else None)
-        best_xy = None
-        if summary is not None:
-            summaries[run_id] = summary
-            if summary.best is not None:
-                bx = _x_of(snap, summary.best_step, state.x_axis)
-                if bx is not None:
-                    best_xy = (bx, summary.best)
-        shown_y = ema(y, state.smoothing) if state.smoothing > 0 else y
+        if mv.summary is not None:
+            summaries[run_id] = mv.summary
         label = short_label(info.label if info else run_id, 24)
         if run_id == state.pinned:
             label += " (baseline)"
-        series.append(ChartSeries(label=label, x=x, y=shown_y, style=style, best=best_xy))
-        legend.append(_legend_line(label, style, summary))
+        series.append(ChartSeries(label=label, x=mv.x, y=mv.y, style=style, best=mv.best_xy))
+        legend.append(_legend_line(label, style, mv.summary))
         if state.show_events:
             for ev in snap.events:
-                ex = _x_of(snap, ev.step, state.x_axis)
+                ex = x_of_step(snap, ev.step, state.x_axis)
                 if ex is None:
                     continue
                 kind = ev.kind if ev.kind in EVENT_GLYPHS else "other"

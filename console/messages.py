@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from textual.message import Message
 
-from trainledger.engines.metrics.series import SeriesSnapshot
+from typing import Any
+
+from trainledger.engines.metrics.series import RunSeries, SeriesSnapshot
+from trainledger.engines.metrics.view import MetricView
 from trainledger.engines.workspace import RunInfo
 
 
@@ -38,19 +41,30 @@ class PortsChanged(Message):
 
 
 class RunsListed(Message):
-    """A worker read every run.json of the workspace."""
+    """A worker read every run.json of the workspace; `pending` is being read already."""
 
-    def __init__(self, runs: list[RunInfo]) -> None:
+    def __init__(self, runs: list[RunInfo], pending: str | None = None) -> None:
         super().__init__()
         self.runs = runs
+        self.pending = pending
 
 
 class SeriesRefreshed(Message):
     """A worker read the new rows of one run; `snapshot` is safe to render."""
 
-    def __init__(self, run_id: str, snapshot: SeriesSnapshot, new_rows: int, reset: bool) -> None:
+    def __init__(
+        self,
+        run_id: str,
+        snapshot: SeriesSnapshot,
+        new_rows: int,
+        reset: bool,
+        views: dict[tuple[Any, ...], MetricView | None] | None = None,
+        series: RunSeries | None = None,
+    ) -> None:
         super().__init__()
         self.run_id = run_id
         self.snapshot = snapshot
         self.new_rows = new_rows
         self.reset = reset
+        self.views = views or {}  # metric views computed in the worker, by memo key
+        self.series = series  # a series read elsewhere (the prefetch) for the pane to adopt

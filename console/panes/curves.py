@@ -9,7 +9,8 @@ second refresh follows.
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections import OrderedDict
+from typing import Any, Callable
 
 from textual import on
 from textual.app import ComposeResult
@@ -32,7 +33,9 @@ from trainledger.console.messages import RunFilesChanged, RunsChanged, RunsListe
 from trainledger.console.styles import rich_style
 from trainledger.console.widgets.chart import LineChart
 from trainledger.console.widgets.runlist import RunList
+from trainledger.console.prefetch import Prefetch, newest
 from trainledger.engines.metrics.series import RunSeries, SeriesSnapshot
+from trainledger.engines.metrics.view import MetricView, metric_view
 from trainledger.engines.workspace import RunInfo, Workspace, list_runs
 from trainledger.themes import marker_styles, series_styles
 
@@ -67,9 +70,19 @@ class CurvesPane(Widget):
         Binding("e", "toggle_events", "Events", id="curves.events", show=False),
     ]
 
-    def __init__(self, workspace: Workspace, clock: Callable[[], float] = time.time, **kwargs: object) -> None:
+    def __init__(
+        self,
+        workspace: Workspace,
+        clock: Callable[[], float] = time.time,
+        prefetch: Prefetch | None = None,
+        **kwargs: object,
+    ) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.workspace = workspace
+        self.prefetch = prefetch
+        # Metric views (points, smoothing, best) by (run, version, metric, x, smoothing):
+        # computed in workers, read on the UI thread, so a redraw does no O(rows) work.
+        self._views: OrderedDict[tuple[Any, ...], MetricView | None] = OrderedDict()
         self.clock = clock
         self.state = CurvesState()
         self.infos: dict[str, RunInfo] = {}
@@ -92,10 +105,78 @@ class CurvesPane(Widget):
                 yield Static("", id="curves-footer", markup=False)
 
     def on_mount(self) -> None:
-        self.reload_runs()
+        if self.prefetch is not None:
+            self._adopt_prefetch(self.prefetch)
+        else:
+            self.reload_runs()
         self.redraw()
 
     # ------------------------------------------------------------------ loading
+    def _adopt_prefetch(self, pf: Prefetch) -> None:
+        """Take the run list and the newest run's rows from a Prefetch started earlier."""
+
+        if pf.done.is_set() and pf.runs is not None:
+            # Already read (a cached or small run): draw it in the very first frame.
+            first = newest(pf.runs)
+            ready = first is not None and first.id in pf.series
+            self._runs_listed(RunsListed(pf.runs, pending=first.id if ready else None))
+            if first is not None and ready:
+                series = pf.series[first.id]
+                snap = series.snapshot()
+                self._series_refreshed(SeriesRefreshed(first.id, snap, snap.n, False, {}, series))
+            return
+
+        def work() -> None:
+            pf.listed.wait()
+            if pf.runs is None:
+                self.post_message(RunsListed(list_runs(self.workspace)))
+                return
+            first = newest(pf.runs)
+            self.post_message(RunsListed(pf.runs, pending=first.id if first else None))
+            if first is None:
+                return
+            pf.done.wait()
+            series = pf.series.get(first.id)
+            if series is None:  # the prefetch failed; read it the usual way
+                series = RunSeries(first.path, cache_dir=self.workspace.cache_dir, run_id=first.id)
+                series.refresh()
+            snap = series.snapshot()
+            self.post_message(SeriesRefreshed(first.id, snap, snap.n, False,
+                                              self._precompute(first.id, snap), series))
+
+        self.run_worker(work, thread=True, group="runs", exclusive=True, exit_on_error=False,
+                        description="adopt the prefetched runs")
+
+    def _view_key(self, run_id: str, snap: SeriesSnapshot, metric: str) -> tuple[Any, ...]:
+        return (run_id, snap.version, metric, self.state.x_axis, self.state.smoothing)
+
+    def _precompute(self, run_id: str, snap: SeriesSnapshot) -> dict[tuple[Any, ...], MetricView | None]:
+        """In a worker: the view the pane will ask for next (its metric, or the run's default)."""
+        metric = self.state.metric
+        if metric is None or not self.state.metric_chosen:
+            metric = default_metric(snap.metric_names(), self.infos.get(run_id))
+        if metric is None:
+            return {}
+        info = self.infos.get(run_id)
+        key = self._view_key(run_id, snap, metric)
+        return {key: metric_view(snap, metric, key[3], key[4], info.directions if info else None)}
+
+    def view(self, run_id: str, snap: SeriesSnapshot, metric: str) -> MetricView | None:
+        """A memoised MetricView; computed here (UI thread) only after a key press."""
+        key = self._view_key(run_id, snap, metric)
+        if key in self._views:
+            self._views.move_to_end(key)
+            return self._views[key]
+        info = self.infos.get(run_id)
+        mv = metric_view(snap, metric, key[3], key[4], info.directions if info else None)
+        self._remember(key, mv)
+        return mv
+
+    def _remember(self, key: tuple[Any, ...], mv: MetricView | None) -> None:
+        self._views[key] = mv
+        while len(self._views) > 64:
+            self._views.popitem(last=False)
+
     def reload_runs(self) -> None:
         ws = self.workspace
 
@@ -121,7 +202,9 @@ class CurvesPane(Widget):
         self._sync_list()
         runlist = self.query_one(RunList)
         first = runlist.cursor_run
-        new = [r for r in runlist.order if r not in self.series]
+        if message.pending and message.pending not in self.series:
+            self._inflight.add(message.pending)  # the prefetch is reading it
+        new = [r for r in runlist.order if r not in self.series and r not in self._inflight]
         for run_id in sorted(new, key=lambda r: r != first):  # the visible run first
             self.series[run_id] = RunSeries(
                 self.infos[run_id].path, cache_dir=self.workspace.cache_dir, run_id=run_id
@@ -140,7 +223,9 @@ class CurvesPane(Widget):
 
         def work() -> None:
             result = series.refresh()
-            self.post_message(SeriesRefreshed(run_id, series.snapshot(), result.new_rows, result.reset))
+            snap = series.snapshot()
+            self.post_message(SeriesRefreshed(run_id, snap, result.new_rows, result.reset,
+                                              self._precompute(run_id, snap)))
 
         self.run_worker(work, thread=True, group=f"series:{run_id}", exit_on_error=False,
                         description=f"read new rows of {run_id}")
@@ -149,8 +234,13 @@ class CurvesPane(Widget):
     def _series_refreshed(self, message: SeriesRefreshed) -> None:
         run_id = message.run_id
         self._inflight.discard(run_id)
+        if message.series is not None and run_id in self.infos:
+            self.series.setdefault(run_id, message.series)
+            self._dirty.add(run_id)  # catch up on rows written while it was being read
         if run_id not in self.series:
             return
+        for key, mv in message.views.items():
+            self._remember(key, mv)
         self.snapshots[run_id] = message.snapshot
         if run_id in self._dirty:
             self._dirty.discard(run_id)
@@ -208,7 +298,7 @@ class CurvesPane(Widget):
             self.query_one("#curves-footer", Static).update("")
             return
         model = build_chart(metric, plotted, self.snapshots, self.infos, self.state,
-                            styles, mstyles, self.color_index)  # type: ignore[arg-type]
+                            styles, mstyles, self.color_index, view=self.view)
         chart.set_data(model.series, model.markers, log_y=self.state.log_y, x_label=self.state.x_axis)
         header.update(self._header(names))
         legend = self.query_one("#legend", Static)

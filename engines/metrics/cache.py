@@ -87,6 +87,22 @@ def _read_npy_into(path: Path, out: np.ndarray, n: int) -> bool:
         return fh.read(1) == b""
 
 
+def cache_is_fresh(cache_dir: Path, run_id: str, metrics_path: Path) -> bool:
+    """Whether a cache exists that still matches the file (meta only; arrays not read)."""
+    folder = cache_path(cache_dir, run_id)
+    if folder is None:
+        return False
+    try:
+        meta = msgspec.json.decode((folder / META).read_bytes())
+        return (
+            isinstance(meta, dict)
+            and meta.get("version") == CACHE_VERSION
+            and _file_matches(metrics_path, meta["identity"])
+        )
+    except (OSError, ValueError, KeyError, TypeError, msgspec.DecodeError):
+        return False
+
+
 def load_cache(cache_dir: Path, run_id: str, metrics_path: Path) -> CachedColumns | None:
     """The cached columns for `metrics_path`, or None if absent, stale or damaged."""
     folder = cache_path(cache_dir, run_id)
