@@ -52,6 +52,7 @@ class CurvesPane(Widget):
     CurvesPane #curves-header { height: 1; }
     CurvesPane #metric-filter { display: none; height: 3; }
     CurvesPane #metric-filter.-shown { display: block; }
+    CurvesPane #metric-filter.-invalid { border: tall $error; }
     CurvesPane LineChart { height: 1fr; min-height: 5; }
     CurvesPane #legend { height: auto; max-height: 4; }
     CurvesPane #curves-footer { height: 1; color: $text-muted; }
@@ -352,6 +353,8 @@ class CurvesPane(Widget):
             flags.append("log-y")
         if s.smoothing:
             flags.append(f"ema {s.smoothing:g}")
+        if not s.show_events:
+            flags.append("events off")
         return head + "   " + "  ".join(flags)
 
     def _empty_text(self) -> str:
@@ -427,11 +430,17 @@ class CurvesPane(Widget):
 
     @on(Input.Submitted, "#metric-filter")
     def _filter_submitted(self, event: Input.Submitted) -> None:
+        box = self.query_one("#metric-filter", Input)
         try:
             compile_filter(event.value)
         except ValueError as exc:
+            # Keep the box open with the reason on its border; the old filter stays.
+            box.border_title = str(exc)
+            box.add_class("-invalid")
             self.notify(str(exc), title="Metric filter", severity="error")
             return
+        box.border_title = None
+        box.remove_class("-invalid")
         self.state.metric_filter = event.value
         self._close_filter()
         self.redraw()

@@ -106,6 +106,7 @@ async def test_metric_filter_regex(frozen_ws: Workspace) -> None:
         await pilot.press("slash", "ctrl+u", *"([", "enter")
         await pilot.pause()
         assert pane.state.metric_filter == "^cov"
+        assert box.has_class("-shown") and "bad regular expression" in str(box.border_title)
         await pilot.press("escape")
         assert not box.has_class("-shown")
         # An empty filter clears it.
