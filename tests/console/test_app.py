@@ -184,3 +184,20 @@ async def test_command_palette_runs_pane_actions(frozen_ws: Workspace) -> None:
         await pilot.pause(0.3)
         await pilot.press("enter")
         assert await _wait_for(pilot, lambda: pane.state.log_y)
+
+
+async def test_a_deleted_run_leaves_the_list(tmp_path: Path) -> None:
+    import shutil
+
+    ws = init_workspace(tmp_path / "ws")
+    for run_id in ("keep", "gone"):
+        with MetricsWriter(ws, run_id=run_id) as w:
+            w.log({"loss": 1.0}, step=0)
+    app = _app(ws, watch=True)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        pane = app.query_one(CurvesPane)
+        assert set(pane.infos) == {"keep", "gone"}
+        shutil.rmtree(ws.run_dir("gone"))
+        assert await _wait_for(pilot, lambda: set(pane.infos) == {"keep"})
+        assert "gone" not in pane.series
