@@ -135,3 +135,12 @@ def test_classify_change(tmp_path: Path) -> None:
     assert c("registry", "db.sqlite").kind == "registry"
     assert c("ports.json").kind == "ports"
     assert classify_change(root, "/elsewhere/file") is None
+
+
+def test_atomic_writes_get_the_usual_file_mode(tmp_path: Path) -> None:
+    from trainledger.engines.workspace import _FILE_MODE, atomic_write_bytes
+
+    target = tmp_path / "x.json"
+    atomic_write_bytes(target, b"{}")
+    assert target.stat().st_mode & 0o777 == _FILE_MODE
+    assert not list(tmp_path.glob("*.tmp"))
