@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-COMMANDS = ("open", "demo", "init", "runs")
+COMMANDS = ("open", "demo", "init", "runs", "train", "import")
 
 EPILOG = """\
 commands:
@@ -21,6 +21,7 @@ commands:
   trainledger demo                 a live demo: trains a small VAE and opens the console
   trainledger init [DIR]           make DIR (default: the current folder) a workspace
   trainledger runs [WORKSPACE]     list runs with status and best/last of their main metric
+  trainledger train MODEL [...]    train a model in the foreground (trainledger train --help)
 
 The workspace is the argument, else $TRAINLEDGER_WORKSPACE, else the current folder if it
 holds a .trainledger-workspace marker, else a default workspace in your user data folder.
@@ -61,6 +62,15 @@ def _parser() -> argparse.ArgumentParser:
     p_runs = sub.add_parser("runs", help="list the runs of a workspace")
     p_runs.add_argument("workspace", nargs="?", help="workspace folder")
     p_runs.add_argument("--json", action="store_true", help="print JSON")
+
+    p_import = sub.add_parser("import", help="import other tools' logs as read-only runs")
+    p_import.add_argument("source", choices=["tensorboard"], help="log format (tensorboard)")
+    p_import.add_argument("logdir", help="TensorBoard logdir (every folder with events.out.tfevents.* is a run)")
+    p_import.add_argument("--workspace", help="workspace folder (default: as for `trainledger open`)")
+    p_import.add_argument("--prefix", default="tb-", help="run id prefix (default: tb-)")
+
+    # Only listed here: `train` is handed to the engine's own parser before parsing (see main).
+    sub.add_parser("train", help="train a model in the foreground (see trainledger train --help)", add_help=False)
     return parser
 
 
@@ -73,12 +83,19 @@ def _normalise(argv: Sequence[str]) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(_normalise(sys.argv[1:] if argv is None else argv))
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "train":  # this process becomes the trainer: torch is allowed here
+        from trainledger.engines.training.cli import main as train_main
+
+        return train_main(argv[1:])
+    args = _parser().parse_args(_normalise(argv))
     from trainledger.engines.workspace import InvalidId, NotAWorkspace
 
     try:
         if args.command == "init":
             return _cmd_init(args)
+        if args.command == "import":
+            return _cmd_import(args)
         if args.command == "runs":
             return _cmd_runs(args)
         if args.command == "demo":
@@ -96,6 +113,26 @@ def _cmd_init(args: argparse.Namespace) -> int:
     ws = init_workspace(args.dir)
     print(f"{'workspace already here' if existed else 'created workspace'}: {ws.root}")
     return 0
+
+
+def _cmd_import(args: argparse.Namespace) -> int:
+    from trainledger.engines.interop.tensorboard import TensorBoardImportError, import_logdir
+    from trainledger.engines.workspace import resolve_workspace
+
+    ws, _ = resolve_workspace(args.workspace)
+    try:
+        results = import_logdir(Path(args.logdir), ws, prefix=args.prefix)
+    except TensorBoardImportError as exc:
+        print(f"trainledger: {exc}", file=sys.stderr)
+        return 2
+    for r in results:
+        detail = f" ({r.message})" if r.message else ""
+        print(f"{r.status:<9} {r.run_id}  <- {r.tb_run}{detail}")
+        if r.skipped_tags:
+            print(f"          skipped non-scalar tensor tags: {', '.join(r.skipped_tags)}")
+    conflicts = sum(r.status == "conflict" for r in results)
+    print(f"{len(results)} run(s) from {args.logdir} into {ws.root}")
+    return 1 if conflicts else 0
 
 
 def _cmd_runs(args: argparse.Namespace) -> int:

@@ -69,15 +69,14 @@ def watch_parent(stop: Any, parent: int, interval: float = 0.5) -> threading.Thr
     return thread
 
 
-def build_task(model: str, args: argparse.Namespace) -> Any:
-    if model == "ternary-vae":
-        from trainledger.engines.training.ternary_vae import TernaryVAEConfig, TernaryVAETask
+def build_task(model: str, args: argparse.Namespace, ws: Any = None) -> Any:
+    """The Task through the model registry's builder (models.MODELS)."""
+    from trainledger.engines.training.models import TaskOptions, load_builder
 
-        cfg = TernaryVAEConfig()
-        if args.phase_epoch is not None:
-            cfg.phase_epoch = args.phase_epoch if args.phase_epoch >= 0 else None
-        return TernaryVAETask(cfg, seed=args.seed or 0)
-    raise ValueError(f"unknown model {model!r}")
+    settings: dict[str, Any] = {}
+    if args.phase_epoch is not None:
+        settings["phase_epoch"] = args.phase_epoch if args.phase_epoch >= 0 else None
+    return load_builder(model)(TaskOptions(ws, seed=args.seed or 0, extra={"set": settings}))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -105,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.exit_with_parent:
         watch_parent(stop, parent)
     try:
-        result = Trainer(build_task(args.model, args), cfg, ws, run_id=run_id, name=args.name, stop=stop).run()
+        result = Trainer(build_task(args.model, args, ws), cfg, ws, run_id=run_id, name=args.name, stop=stop).run()
     except KeyboardInterrupt:  # a second Ctrl-C: the run is marked stopped, without a last checkpoint
         return 130
     if result is None:

@@ -9,7 +9,10 @@ SIGTERM/SIGINT. New models add a Task; they do not copy the loop.
 from __future__ import annotations
 
 import hashlib
+import os
 import signal
+import socket
+import sys
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -38,6 +41,8 @@ class LoopConfig:
     pace: float = 0.0  # at most this many steps per second; 0 = as fast as possible
     threads: int = 1  # torch threads; one leaves a core for the console
     eval_at_start: bool = True  # a validation row at step 0 (not a candidate for best)
+    balance_every: int = 50  # steps between loss-term gradient-norm checks; 0 = never
+    dominance_factor: float = 10.0  # a term whose grad norm is this many times another's dominates
 
 
 @dataclass(frozen=True)
@@ -126,6 +131,61 @@ def save_checkpoint(run_dir: Path, tag: str, model: nn.Module, info: dict[str, A
     return sidecar
 
 
+def _flatten_optimizer(state: dict[str, Any]) -> tuple[dict[str, Tensor], dict[str, Any]]:
+    """An optimizer state_dict as flat tensors `optim.<param>.<name>` plus JSON for the rest."""
+    tensors: dict[str, Tensor] = {}
+    scalars: dict[str, dict[str, Any]] = {}
+    for index, per_param in state["state"].items():
+        for name, value in per_param.items():
+            if isinstance(value, Tensor):
+                tensors[f"optim.{index}.{name}"] = value.detach().cpu().contiguous()
+            else:
+                scalars.setdefault(str(index), {})[name] = value
+    return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
+
+
+def _unflatten_optimizer(tensors: dict[str, Tensor], meta: dict[str, Any]) -> dict[str, Any]:
+    state: dict[int, dict[str, Any]] = {}
+    for key, value in tensors.items():
+        if key.startswith("optim."):
+            _, index, name = key.split(".", 2)
+            state.setdefault(int(index), {})[name] = value
+    for index, values in meta.get("scalars", {}).items():
+        state.setdefault(int(index), {}).update(values)
+    # safetensors gives the tensors back in no fixed order: put the params back in theirs
+    return {"state": {i: state[i] for i in sorted(state)}, "param_groups": meta["param_groups"]}
+
+
+def save_trainer_state(
+    run_dir: Path, tag: str, optimizer: torch.optim.Optimizer, shuffle: torch.Generator
+) -> dict[str, Any]:
+    """checkpoints/<tag>.trainer.safetensors: the optimizer's tensors and the shuffling RNG,
+    for --resume. Returns {"file", "sha256"} for the model checkpoint's sidecar."""
+    import msgspec
+
+    tensors, meta = _flatten_optimizer(optimizer.state_dict())
+    tensors["rng.shuffle"] = shuffle.get_state()
+    data = safetensors.torch.save(tensors, metadata={"optimizer": msgspec.json.encode(meta).decode()})
+    name = f"{tag}.trainer.safetensors"
+    atomic_write_bytes(run_dir / CHECKPOINT_DIR / name, data)
+    return {"file": name, "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def load_trainer_state(run_dir: Path, ref: dict[str, Any]) -> tuple[dict[str, Any], Tensor | None]:
+    """The optimizer state_dict and shuffle RNG state saved by save_trainer_state."""
+    import msgspec
+    from safetensors import safe_open
+
+    path = run_dir / CHECKPOINT_DIR / ref["file"]
+    data = path.read_bytes()
+    if hashlib.sha256(data).hexdigest() != ref["sha256"]:
+        raise ValueError(f"{path}: sha256 does not match the checkpoint sidecar")
+    tensors = safetensors.torch.load(data)
+    with safe_open(str(path), "pt") as f:
+        meta = msgspec.json.decode(f.metadata()["optimizer"])
+    return _unflatten_optimizer(tensors, meta), tensors.get("rng.shuffle")
+
+
 def load_checkpoint(run_dir: Path, tag: str) -> tuple[dict[str, Tensor], dict[str, Any]]:
     """The tensors and sidecar of a checkpoint; ValueError if the file's sha256 does not match."""
     import msgspec
@@ -171,7 +231,7 @@ class _Window:
     def row(self, prefix: str) -> dict[str, float]:
         elapsed = max(time.perf_counter() - self.started, 1e-9)
         means = {f"{prefix}{k}": v / self.steps for k, v in self.sums.items()}
-        return {**means, "samples_per_s": self.samples / elapsed}
+        return {**means, "samples_per_s": self.samples / elapsed, "steps_per_s": self.steps / elapsed}
 
 
 class _Pacer:
@@ -193,8 +253,58 @@ class _Pacer:
             self.next = time.monotonic()
 
 
+def reopen_writer(workspace: Workspace, run_id: str) -> MetricsWriter:
+    """A MetricsWriter that appends to the existing run folder `run_id` (for --resume).
+
+    MetricsWriter only creates folders; this builds one around an existing folder, with the
+    same attributes its constructor sets, and leaves run.json to the caller's `update`.
+    """
+    import msgspec
+
+    from trainledger.engines.workspace import EVENTS_FILE, METRICS_FILE, RUN_FILE
+
+    run_dir = workspace.run_dir(run_id)
+    info = msgspec.json.decode((run_dir / RUN_FILE).read_bytes())
+    if not isinstance(info, dict):
+        raise ValueError(f"{run_dir / RUN_FILE} is not a JSON object")
+    writer = MetricsWriter.__new__(MetricsWriter)
+    writer.run_id = run_id
+    writer.dir = run_dir
+    writer._info = info
+    writer._metrics = open(run_dir / METRICS_FILE, "ab", buffering=0)
+    writer._events = open(run_dir / EVENTS_FILE, "ab", buffering=0)
+    writer._step = -1
+    return writer
+
+
+def _to_device(batch: Any, device: str) -> Any:
+    if device == "cpu":
+        return batch
+    if isinstance(batch, Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(_to_device(b, device) for b in batch)
+    if isinstance(batch, dict):
+        return {k: _to_device(v, device) for k, v in batch.items()}
+    return batch
+
+
+@dataclass
+class _Start:
+    step: int = 0
+    epochs_done: int = 0
+    best: dict[str, Any] | None = None
+
+
+Progress = Callable[[str, dict[str, Any]], None]
+
+
 class Trainer:
-    """Trains `task` under `cfg` and records it as one run of `workspace`."""
+    """Trains `task` under `cfg` and records it as one run of `workspace`.
+
+    `resume=True` continues the existing run `run_id` from its last checkpoint, in its own
+    folder. `progress(kind, info)` is called with kind start, train, val and end.
+    """
 
     def __init__(
         self,
@@ -204,16 +314,44 @@ class Trainer:
         run_id: str | None = None,
         name: str | None = None,
         stop: StopFlag | None = None,
+        *,
+        device: str = "cpu",
+        backend: str = "torch",
+        resume: bool = False,
+        progress: Progress | None = None,
+        extra_info: dict[str, Any] | None = None,
+        monitor: bool = True,
     ) -> None:
+        if resume and not run_id:
+            raise ValueError("resume needs the run id")
         self.task = task
         self.cfg = cfg
         self.workspace = workspace
         self.run_id = run_id
         self.name = name
         self.stop = stop
+        self.device = device
+        self.backend = backend
+        self.resume = resume
+        self.progress = progress or (lambda kind, info: None)
+        self.extra_info = extra_info or {}
+        self.monitor = monitor
 
     def run_config(self) -> dict[str, Any]:
-        return {**asdict(self.cfg), "device": "cpu", "torch_version": str(torch.__version__), **self.task.config()}
+        return {**asdict(self.cfg), "device": self.device, "torch_version": str(torch.__version__),
+                **self.task.config()}  # fmt: skip
+
+    def run_extra(self) -> dict[str, Any]:
+        """run.json fields beside the writer's own: backend, device, versions, data."""
+        from trainledger.engines.training.provenance import describe_data, library_versions
+
+        return {
+            "backend": self.backend,
+            "device": self.device,
+            "versions": library_versions(),
+            "data": describe_data(self.task),
+            **self.extra_info,
+        }
 
     def run(self) -> RunResult | None:
         """Train until done, early stop or a stop request. None if stopped before starting.
@@ -230,68 +368,187 @@ class Trainer:
                 return None
             torch.set_num_threads(self.cfg.threads)
             torch.manual_seed(self.cfg.seed)
-            model = self.task.build_model()
-            with MetricsWriter(
-                self.workspace,
-                self.run_id,
-                name=self.name,
-                model=self.task.model_name,
-                config=self.run_config(),
-                directions=self.task.directions,
-                primary_metric=self.task.primary_metric,
-            ) as writer:
-                result = self._train(model, writer, stop)
-                info = {"model": self.task.model_name, "epoch": result.epochs_done, "step": result.step}
-                save_checkpoint(writer.dir, "last", model, {**info, "status": result.status})
-                writer.update(summary={"best": result.best, **info, "early_stopped": result.early_stopped})
-                if result.status == "stopped":
-                    writer.event("stopped", f"stopped by {stop.reason}", step=result.step, reason=stop.reason)
-                    writer.finish("stopped")
+            model = self.task.build_model().to(self.device)
+            optimizer = torch.optim.Adam(model.parameters(), lr=self.cfg.lr)
+            shuffle = torch.Generator().manual_seed(self.cfg.seed)
+            if self.resume:
+                assert self.run_id is not None
+                start = self._restore(self.workspace.run_dir(self.run_id), model, optimizer, shuffle)
+                writer = reopen_writer(self.workspace, self.run_id)
+                info = writer.info
+                resumes = list(info.get("resumes") or [])
+                resumes.append({"time": time.time(), "step": start.step, "epoch": start.epochs_done,
+                                "pid": os.getpid(), "argv": list(sys.argv)})  # fmt: skip
+                writer.update(status="running", ended=None, error=None, pid=os.getpid(), host=socket.gethostname(),
+                              config=self.run_config(), resumes=resumes, **self.run_extra())  # fmt: skip
+            else:
+                start = _Start()
+                writer = MetricsWriter(
+                    self.workspace,
+                    self.run_id,
+                    name=self.name,
+                    model=self.task.model_name,
+                    config=self.run_config(),
+                    directions=self.task.directions,
+                    primary_metric=self.task.primary_metric,
+                    extra=self.run_extra(),
+                )
+            monitor = None
+            try:
+                if self.monitor:
+                    from trainledger.engines.training.system import SystemMonitor
+
+                    monitor = SystemMonitor(writer.dir).start()
+                with writer:
+                    if self.resume:
+                        writer.event("resumed", f"resumed at step {start.step}, epoch {start.epochs_done}",
+                                     step=start.step, epoch=start.epochs_done)  # fmt: skip
+                    self.progress("start", {"run_id": writer.run_id, "run_dir": writer.dir, "epochs": self.cfg.epochs,
+                                            "step": start.step, "epoch": start.epochs_done})  # fmt: skip
+                    result = self._train(model, optimizer, shuffle, writer, stop, start)
+                    info = {"model": self.task.model_name, "epoch": result.epochs_done, "step": result.step}
+                    self._save_last(writer.dir, model, optimizer, shuffle, {**info, "status": result.status})
+                    writer.update(summary={"best": result.best, **info, "early_stopped": result.early_stopped})
+                    if result.status == "stopped":
+                        writer.event("stopped", f"stopped by {stop.reason}", step=result.step, reason=stop.reason)
+                        writer.finish("stopped")
+                self.progress("end", {"result": result})
+            finally:
+                if monitor is not None:
+                    monitor.stop()
             return result
         finally:
             restore()
 
-    def _train(self, model: nn.Module, writer: MetricsWriter, stop: StopFlag) -> RunResult:
-        task, cfg = self.task, self.cfg
+    def _save_last(
+        self, run_dir: Path, model: nn.Module, optimizer: torch.optim.Optimizer, shuffle: torch.Generator,
+        info: dict[str, Any],
+    ) -> None:  # fmt: skip
+        ref = save_trainer_state(run_dir, "last", optimizer, shuffle)
+        save_checkpoint(run_dir, "last", model, {**info, "trainer_state": ref})
+
+    def _restore(
+        self, run_dir: Path, model: nn.Module, optimizer: torch.optim.Optimizer, shuffle: torch.Generator
+    ) -> _Start:
+        """Load the last checkpoint (+ optimizer and shuffle RNG if saved); where to go on from."""
+        import msgspec
+
+        from trainledger.engines.workspace import RUN_FILE
+
+        if not (run_dir / CHECKPOINT_DIR / "last.json").exists():
+            raise ValueError(f"cannot resume {run_dir.name}: it has no checkpoints/last.safetensors")
+        tensors, sidecar = load_checkpoint(run_dir, "last")
+        model.load_state_dict({k: v.to(self.device) for k, v in tensors.items()})
+        ref = sidecar.get("trainer_state")
+        if ref:
+            optim_state, rng = load_trainer_state(run_dir, ref)
+            optimizer.load_state_dict(optim_state)
+            if rng is not None:
+                shuffle.set_state(rng)
+        info = msgspec.json.decode((run_dir / RUN_FILE).read_bytes())
+        best = (info.get("summary") or {}).get("best")
+        if best is None and (run_dir / CHECKPOINT_DIR / "best.json").exists():
+            side = msgspec.json.decode((run_dir / CHECKPOINT_DIR / "best.json").read_bytes())
+            metric = self.task.primary_metric
+            if metric in side.get("metrics", {}):
+                best = {"metric": metric, "value": side["metrics"][metric], "epoch": side["epoch"], "step": side["step"]}
+        return _Start(step=int(sidecar.get("step", 0)), epochs_done=int(sidecar.get("epoch", 0)), best=best)
+
+    def _balance(
+        self, model: nn.Module, parts: dict[str, Tensor], terms: list[str], step: int, epoch: float,
+        writer: MetricsWriter, last_warned: dict[tuple[str, str], int],
+    ) -> dict[str, float]:  # fmt: skip
+        """Each loss term's gradient norm over the trainable parameters, its share of their sum,
+        and a loss_dominance event when one term's norm is dominance_factor x another's."""
+        params = [p for p in model.parameters() if p.requires_grad]
+        norms: dict[str, float] = {}
+        for key in terms:
+            name = key[len("term/"):]
+            value = parts[key]
+            if not value.requires_grad:
+                norms[name] = 0.0
+                continue
+            grads = torch.autograd.grad(value, params, retain_graph=True, allow_unused=True)
+            sq = sum(float(g.detach().float().pow(2).sum()) for g in grads if g is not None)
+            norms[name] = float(sq) ** 0.5
+        total = sum(norms.values())
+        row: dict[str, float] = {}
+        for name, norm in norms.items():
+            row[f"balance/{name}/grad_norm"] = norm
+            row[f"balance/{name}/share"] = norm / total if total > 0 else 0.0
+        factor, cooldown = self.cfg.dominance_factor, 10 * self.cfg.balance_every
+        for big, nb in norms.items():
+            for small, ns in norms.items():
+                if big == small or not nb > factor * ns:
+                    continue
+                last = last_warned.get((big, small))
+                if last is not None and step - last < cooldown:
+                    continue
+                last_warned[(big, small)] = step
+                ratio = nb / ns if ns > 0 else None
+                text = f"{ratio:.3g}x" if ratio is not None else "infinitely"
+                writer.event("loss_dominance", f"{big} gradient {text} larger than {small}", step=step, epoch=epoch,
+                             dominant=big, dominated=small, ratio=ratio, grad_norms={big: nb, small: ns},
+                             factor=factor)  # fmt: skip
+        return row
+
+    def _train(
+        self, model: nn.Module, optimizer: torch.optim.Optimizer, shuffle: torch.Generator,
+        writer: MetricsWriter, stop: StopFlag, start: _Start,
+    ) -> RunResult:  # fmt: skip
+        task, cfg, device = self.task, self.cfg, self.device
         primary = task.primary_metric
         sign = -1.0 if task.directions.get(primary, "min") == "min" else 1.0
-        optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-        shuffle = torch.Generator().manual_seed(cfg.seed)
         pacer = _Pacer(cfg.pace, stop)
         window = _Window()
-        step, epochs_done, phase = 0, 0, None
-        best: dict[str, Any] | None = None
-        since_best = 0
+        step, epochs_done = start.step, start.epochs_done
+        best: dict[str, Any] | None = start.best
+        since_best = epochs_done - int(best["epoch"]) if best else 0
+        phase = task.schedule(float(epochs_done)).phase if self.resume else None
+        balance_row: dict[str, float] = {}
+        last_warned: dict[tuple[str, str], int] = {}
+        sched = task.schedule(float(epochs_done))
 
         def result(status: str, early: bool = False) -> RunResult:
             return RunResult(writer.run_id, writer.dir, status, step, epochs_done, early, best)
 
-        if cfg.eval_at_start:
+        if cfg.eval_at_start and not self.resume:
             model.eval()
-            writer.log(task.evaluate(model, task.schedule(0.0)), step=0, epoch=0)
+            metrics = task.evaluate(model, task.schedule(0.0))
+            writer.log(metrics, step=0, epoch=0)
+            self.progress("val", {"step": 0, "epoch": 0, "metrics": metrics})
 
-        for epoch in range(cfg.epochs):
+        for epoch in range(epochs_done, cfg.epochs):
             model.train()
             batches = task.train_batches(cfg.batch_size, shuffle)
             for i, batch in enumerate(batches):
-                sched = task.schedule(epoch + i / len(batches))
+                frac = epoch + i / len(batches)
+                sched = task.schedule(frac)
                 lr = cfg.lr * sched.lr_scale
                 if sched.phase != phase:
                     if phase is not None:
-                        writer.event("phase", sched.description, step=step, epoch=epoch + i / len(batches),
+                        writer.event("phase", sched.description, step=step, epoch=frac,
                                      phase=sched.phase, previous=phase, lr=lr, **sched.values)  # fmt: skip
                     phase = sched.phase
                 for group in optimizer.param_groups:
                     group["lr"] = lr
+                batch = _to_device(batch, device)
                 parts = task.loss(model, batch, sched)
                 optimizer.zero_grad(set_to_none=True)
+                if cfg.balance_every and (step + 1) % cfg.balance_every == 0:
+                    terms = [k for k in parts if k.startswith("term/")]
+                    if len(terms) > 1:
+                        balance_row = self._balance(model, parts, terms, step + 1, frac, writer, last_warned)
                 parts["loss"].backward()
                 optimizer.step()
                 step += 1
                 window.add(parts, len(batch))
                 if step % cfg.log_every == 0:
-                    row = {**window.row("train/"), **sched.values, "lr": lr}
-                    writer.log(row, step=step, epoch=epoch + (i + 1) / len(batches))
+                    row = {**window.row("train/"), **sched.values, "lr": lr, **balance_row}
+                    balance_row = {}
+                    at = epoch + (i + 1) / len(batches)
+                    writer.log(row, step=step, epoch=at)
+                    self.progress("train", {"step": step, "epoch": at, "metrics": row, "epochs": cfg.epochs})
                     window.reset()
                 if stop.is_set():
                     return result("stopped")
@@ -301,6 +558,7 @@ class Trainer:
             metrics = task.evaluate(model, sched)
             epochs_done = epoch + 1
             writer.log(metrics, step=step, epoch=epochs_done)
+            self.progress("val", {"step": step, "epoch": epochs_done, "metrics": metrics, "epochs": cfg.epochs})
             value = metrics[primary]
             if best is None or sign * value > sign * best["value"]:
                 previous = None if best is None else best["value"]
@@ -312,6 +570,8 @@ class Trainer:
                 since_best = 0
             else:
                 since_best += 1
+            info = {"model": task.model_name, "epoch": epochs_done, "step": step, "status": "running"}
+            self._save_last(writer.dir, model, optimizer, shuffle, info)  # what --resume continues from
             if cfg.patience and since_best >= cfg.patience:
                 writer.event(
                     "early_stop",

@@ -238,3 +238,37 @@ class TernaryVAETask:
         # A fresh generator per evaluation: the same model gives the same numbers.
         generator = torch.Generator().manual_seed(self.seed + 2)
         return evaluate(model, self.val_ops, schedule.values["beta"], self.cfg, generator)  # type: ignore[arg-type]
+
+
+# ----------------------------------------------------------------------------- builder
+def build(opts: Any) -> TernaryVAETask:
+    """The registry's builder (models.MODELS["ternary-vae"]): takes models.TaskOptions.
+
+    The data is generated in memory (all 3^9 operations), so there is no file: the task's
+    `data_info` names it and hashes the bytes of the generated int64 array. `--set KEY=VALUE`
+    sets TernaryVAEConfig fields (e.g. phase_epoch, prior_samples; phase_epoch=-1 or null: none).
+    The model is tiny and its noise generators live on the CPU, so it always trains on the CPU.
+    """
+    import hashlib
+
+    cfg = TernaryVAEConfig()
+    fields = set(asdict(cfg))
+    for key, value in dict(opts.extra.get("set") or {}).items():
+        if key not in fields:
+            raise ValueError(f"ternary-vae has no setting {key!r}; settings: {', '.join(sorted(fields))}")
+        if key == "phase_epoch" and value is not None and int(value) < 0:
+            value = None
+        setattr(cfg, key, value)
+    if opts.data is not None:
+        raise ValueError("ternary-vae generates its own data (all 3^9 operations); it takes no --data")
+    task = TernaryVAETask(cfg, seed=opts.seed)
+    ops = all_operations().numpy()
+    task.data_path = None  # type: ignore[attr-defined]
+    task.data_info = {  # type: ignore[attr-defined]
+        "generated": "all 3^9 operations",
+        "shape": list(ops.shape),
+        "dtype": str(ops.dtype),
+        "sha256": hashlib.sha256(ops.tobytes()).hexdigest(),
+    }
+    task.device = "cpu"  # type: ignore[attr-defined]
+    return task

@@ -92,3 +92,20 @@ def test_demo_headless_runs_and_leaves_no_process(tmp_path: Path) -> None:
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     (run,) = list_runs(init_workspace(tmp_path / "demo"))
     assert run.status == "stopped"
+
+
+def test_import_tensorboard_command(tmp_path: Path) -> None:
+    from tests.engines.test_tensorboard_import import _write
+
+    _write(tmp_path / "logs" / "exp", [("train/loss", s, 1.0 / (s + 1)) for s in range(4)])
+    ws = tmp_path / "ws"
+    first = tl("import", "tensorboard", str(tmp_path / "logs"), "--workspace", str(ws))
+    assert first.returncode == 0, first.stderr
+    assert "imported  tb-exp" in first.stdout
+    again = tl("import", "tensorboard", str(tmp_path / "logs"), "--workspace", str(ws))
+    assert again.returncode == 0 and "unchanged" in again.stdout
+    rows = {r["id"]: r for r in json.loads(tl("runs", str(ws), "--json").stdout)}
+    assert rows["tb-exp"]["rows"] == 4 and rows["tb-exp"]["best"] == pytest.approx(0.25)
+    (tmp_path / "empty").mkdir()
+    bad = tl("import", "tensorboard", str(tmp_path / "empty"), "--workspace", str(ws))
+    assert bad.returncode == 2 and "no TensorBoard event files" in bad.stderr
