@@ -2,29 +2,19 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 import torch
+from tests.engines.conftest import jsonl
 from trainledger.engines.training.datasets import DatasetError, write_npz
 from trainledger.engines.training.loop import LoopConfig, StopFlag, Trainer
 from trainledger.engines.training.lvm import LVMTask, generate, load
 from trainledger.engines.training.models import TaskOptions, load_builder
-from trainledger.engines.workspace import Workspace, init_workspace, read_run_info
+from trainledger.engines.workspace import Workspace, read_run_info
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def ws(tmp_path: Path) -> Workspace:
-    return init_workspace(tmp_path / "ws")
-
-
-def jsonl(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def small(seed: int = 0) -> dict[str, np.ndarray]:

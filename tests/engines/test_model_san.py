@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
+from tests.engines.conftest import jsonl
 from trainledger.engines.training.datasets import DatasetError
 from trainledger.engines.training.loop import LoopConfig, StopFlag, Trainer
 from trainledger.engines.training.models import TaskOptions, load_builder
@@ -18,18 +18,9 @@ from trainledger.engines.training.san import (
     generate,
     read_sessions,
 )
-from trainledger.engines.workspace import Workspace, init_workspace, read_run_info
+from trainledger.engines.workspace import Workspace, read_run_info
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def ws(tmp_path: Path) -> Workspace:
-    return init_workspace(tmp_path / "ws")
-
-
-def jsonl(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def small_capture(folder: Path, seed: int = 0, sessions: int = 3, frames: int = 60) -> Path:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 import torch
+from tests.engines.conftest import jsonl
 from trainledger.engines.training.datasets import DatasetError
 from trainledger.engines.training.loop import LoopConfig, StopFlag, Trainer
 from trainledger.engines.training.models import TaskOptions, load_builder
@@ -20,18 +19,9 @@ from trainledger.engines.training.vocab import (
     generate,
     load,
 )
-from trainledger.engines.workspace import Workspace, init_workspace, read_run_info
+from trainledger.engines.workspace import Workspace, read_run_info
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def ws(tmp_path: Path) -> Workspace:
-    return init_workspace(tmp_path / "ws")
-
-
-def jsonl(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def test_vocab_trains_to_a_full_vocabulary(ws: Workspace) -> None:

@@ -18,6 +18,7 @@ import pytest
 import safetensors.torch
 import torch
 
+from tests.engines.conftest import jsonl
 from trainledger.engines.training.loop import LoopConfig, Trainer, load_checkpoint
 from trainledger.engines.training.ternary_vae import (
     N_OPS,
@@ -27,14 +28,9 @@ from trainledger.engines.training.ternary_vae import (
     op_codes,
     split_operations,
 )
-from trainledger.engines.workspace import Workspace, init_workspace, read_run_info
+from trainledger.engines.workspace import Workspace, read_run_info
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def ws(tmp_path: Path) -> Workspace:
-    return init_workspace(tmp_path / "ws")
 
 
 def small_task(seed: int = 0, phase_epoch: int | None = None) -> TernaryVAETask:
@@ -46,10 +42,6 @@ def train(ws: Workspace, run_id: str, task: TernaryVAETask | None = None, **loop
     result = Trainer(task or small_task(), cfg, ws, run_id=run_id).run()
     assert result is not None
     return result
-
-
-def jsonl(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def val_rows(run_dir: Path) -> list[dict[str, Any]]:
