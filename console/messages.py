@@ -68,3 +68,11 @@ class SeriesRefreshed(Message):
         self.reset = reset
         self.views = views or {}  # metric views computed in the worker, by memo key
         self.series = series  # a series read elsewhere (the prefetch) for the pane to adopt
+
+
+class SystemSampled(Message):
+    """A worker read the last system.jsonl row of running runs (run id -> row)."""
+
+    def __init__(self, rows: dict[str, dict[str, Any]]) -> None:
+        super().__init__()
+        self.rows = rows

@@ -30,6 +30,7 @@ from trainledger.console.curves_view import (
     plotted_run_ids,
 )
 from trainledger.console.messages import RunFilesChanged, RunsChanged, RunsListed, SeriesRefreshed
+from trainledger.console.panes.run_control import RunControl
 from trainledger.console.styles import rich_style
 from trainledger.console.widgets.chart import LineChart
 from trainledger.console.widgets.runlist import RunList
@@ -40,7 +41,7 @@ from trainledger.engines.workspace import RunInfo, Workspace, list_runs
 from trainledger.themes import marker_styles, series_styles
 
 
-class CurvesPane(Widget):
+class CurvesPane(RunControl, Widget):
     """Runs on the left, the chart of one metric for the chosen runs on the right."""
 
     DEFAULT_CSS = """
@@ -48,6 +49,7 @@ class CurvesPane(Widget):
     CurvesPane > Horizontal { height: 1fr; }
     CurvesPane RunList { width: 30; border-right: vkey $panel; }
     CurvesPane.-wide RunList { width: 44; }
+    CurvesPane.-wide.-extra RunList { width: 84; }
     CurvesPane #chart-side { width: 1fr; padding: 0 0 0 1; }
     CurvesPane #curves-header { height: 1; }
     CurvesPane #metric-filter { display: none; height: 3; }
@@ -69,6 +71,8 @@ class CurvesPane(Widget):
         Binding("p", "pin", "Pin", id="curves.pin"),
         Binding("c", "clear_selection", "Clear compare/pin", id="curves.clear", show=False),
         Binding("e", "toggle_events", "Events", id="curves.events", show=False),
+        Binding("n", "new_run", "New run", id="curves.new_run", show=False),
+        Binding("S", "stop_run", "Stop run", id="curves.stop_run", show=False),
     ]
 
     def __init__(
@@ -92,6 +96,7 @@ class CurvesPane(Widget):
         self.color_index: dict[str, int] = {}
         self._inflight: set[str] = set()
         self._dirty: set[str] = set()
+        self.system: dict[str, dict[str, Any]] = {}  # last system.jsonl row of running runs
         self.drawn_rows: dict[str, int] = {}
         self.on_drawn: Callable[[str, int], None] | None = None  # benchmarks hook in here
 
@@ -111,6 +116,7 @@ class CurvesPane(Widget):
         else:
             self.reload_runs()
         self.redraw()
+        self.set_interval(2.0, self._sample_system)
 
     # ------------------------------------------------------------------ loading
     def _adopt_prefetch(self, pf: Prefetch) -> None:
@@ -271,7 +277,7 @@ class CurvesPane(Widget):
 
     def _sync_list(self) -> None:
         self.query_one(RunList).sync(
-            list(self.infos.values()), self.snapshots, self.state.selected, self.state.pinned
+            list(self.infos.values()), self.snapshots, self.state.selected, self.state.pinned, self.system
         )
 
     def current_names(self) -> list[str]:
@@ -321,7 +327,16 @@ class CurvesPane(Widget):
             parts.append(f"⚠ {malformed:,} malformed lines skipped")
         if any(self.snapshots[r].deleted for r in plotted if r in self.snapshots):
             parts.append("⚠ metrics.jsonl deleted")
-        self.query_one("#curves-footer", Static).update(" · ".join(parts))
+        text = " · ".join(parts)
+        cursor = self.query_one(RunList).cursor_run
+        info = self.infos.get(cursor) if cursor else None
+        if info is not None and info.status == "failed":
+            text = f"failed: {info.error or 'no error recorded'}" + (f" · {text}" if text else "")
+        footer = self.query_one("#curves-footer", Static)
+        width = footer.size.width or self.size.width
+        if width and len(text) > width:
+            text = text[: max(1, width - 1)] + "…"
+        footer.update(text)
 
     def restyle(self) -> None:
         """The theme changed: colours baked into cells and the chart must be redone."""
@@ -332,10 +347,12 @@ class CurvesPane(Widget):
     def on_resize(self) -> None:
         # Narrow terminals drop the progress column rather than scroll sideways.
         wide = self.size.width >= 110
+        extra = self.size.width >= 150  # steps/s, ETA, CPU%, RSS, GPU% columns too
         self.set_class(wide, "-wide")
+        self.set_class(extra, "-extra")
         runlist = self.query_one(RunList)
-        if wide != runlist.wide:
-            runlist.set_wide(wide)
+        if wide != runlist.wide or extra != runlist.extra:
+            runlist.set_wide(wide, extra)
             self._sync_list()
         self.call_after_refresh(self._update_footer, self.plotted())
 
@@ -368,6 +385,8 @@ class CurvesPane(Widget):
     @on(DataTable.RowHighlighted)
     def _cursor_moved(self, _: DataTable.RowHighlighted) -> None:
         self.redraw()
+        if self.is_mounted:
+            self._update_footer(self.plotted())
 
     # ------------------------------------------------------------------ actions
     def _step_metric(self, delta: int) -> None:

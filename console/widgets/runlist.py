@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from rich.text import Text
 from textual.binding import Binding
@@ -28,6 +28,81 @@ STATUS_STYLE = {
 NAME_WIDTH = 15
 # Fixed widths: columns never jump as values arrive, and snapshots are stable.
 COLUMNS = (("run", "run", NAME_WIDTH + 2), ("status", "status", 8), ("progress", "progress", 12))
+# Shown only on very wide terminals (see CurvesPane.on_resize): rate, time left, process cost.
+EXTRA_COLUMNS = (("rate", "steps/s", 7), ("eta", "ETA", 7), ("cpu", "CPU%", 5), ("rss", "RSS", 6), ("gpu", "GPU%", 5))
+
+
+def _last_finite(values: Any) -> float | None:
+    for i in range(len(values) - 1, -1, -1):
+        v = float(values[i])
+        if math.isfinite(v):
+            return v
+    return None
+
+
+def _first_finite(values: Any) -> float | None:
+    for i in range(len(values)):
+        v = float(values[i])
+        if math.isfinite(v):
+            return v
+    return None
+
+
+def steps_per_s(snap: SeriesSnapshot | None) -> float | None:
+    """The trainer's own steps_per_s if it logs one, else steps over time across the rows."""
+    if snap is None or snap.n == 0:
+        return None
+    rate = snap.metrics.get("steps_per_s")
+    if rate is not None:
+        v = _last_finite(rate[: snap.n])
+        if v is not None:
+            return v
+    s0, s1 = _first_finite(snap.step[: snap.n]), _last_finite(snap.step[: snap.n])
+    t0, t1 = _first_finite(snap.time[: snap.n]), _last_finite(snap.time[: snap.n])
+    if None in (s0, s1, t0, t1) or t1 <= t0:  # type: ignore[operator]
+        return None
+    return (s1 - s0) / (t1 - t0)  # type: ignore[operator]
+
+
+def eta_seconds(snap: SeriesSnapshot | None, info: RunInfo) -> float | None:
+    """Time left for a running run: epochs still to go times the seconds per epoch so far."""
+    epochs = info.config.get("epochs") if isinstance(info.config, dict) else None
+    if info.status != "running" or snap is None or snap.n < 2 or not isinstance(epochs, (int, float)):
+        return None
+    e0, e1 = _first_finite(snap.epoch[: snap.n]), _last_finite(snap.epoch[: snap.n])
+    t0, t1 = _first_finite(snap.time[: snap.n]), _last_finite(snap.time[: snap.n])
+    if None in (e0, e1, t0, t1) or e1 <= e0 or t1 <= t0:  # type: ignore[operator]
+        return None
+    return max(0.0, float(epochs) - e1) * (t1 - t0) / (e1 - e0)  # type: ignore[operator]
+
+
+def size_text(n: float | None) -> str:
+    if n is None or not math.isfinite(n) or n < 0:
+        return ""
+    for unit in ("B", "K", "M", "G", "T"):
+        if n < 1024 or unit == "T":
+            return f"{n:.0f}{unit}" if unit in ("B", "K") or n >= 100 else f"{n:.1f}{unit}"
+        n /= 1024
+    return ""
+
+
+def extra_cells(info: RunInfo, snap: SeriesSnapshot | None, system: dict[str, Any] | None) -> tuple[str, ...]:
+    rate = steps_per_s(snap)
+    rate_s = "" if rate is None else (f"{rate:.1f}" if rate < 1000 else f"{rate:.0f}")
+    sysrow = system if info.status == "running" else None  # a finished run costs nothing now
+
+    def num(key: str) -> float | None:
+        v = (sysrow or {}).get(key)
+        return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+    cpu, rss, gpu = num("cpu_percent"), num("rss_bytes"), num("gpu_util_percent")
+    return (
+        rate_s,
+        duration(eta_seconds(snap, info)),
+        "" if cpu is None else f"{cpu:.0f}",
+        size_text(rss),
+        "" if gpu is None else f"{gpu:.0f}",
+    )
 
 
 def duration(seconds: float | None) -> str:
@@ -81,20 +156,25 @@ class RunList(DataTable[Text | str]):
         self._order: list[str] = []
         self._restore: str | None = None  # the cursor's run across a column rebuild
         self.wide = False
+        self.extra = False  # rate, ETA and CPU/RSS/GPU columns too
 
     @property
     def columns_shown(self) -> tuple[tuple[str, str, int], ...]:
+        if self.wide and self.extra:
+            return COLUMNS + EXTRA_COLUMNS
         return COLUMNS if self.wide else COLUMNS[:2]
 
     def on_mount(self) -> None:
         for key, label, width in self.columns_shown:
             self.add_column(label, key=key, width=width)
 
-    def set_wide(self, wide: bool) -> None:
+    def set_wide(self, wide: bool, extra: bool = False) -> None:
         """Show the progress column only where it fits (no sideways scrolling)."""
-        if wide == self.wide:
+        extra = extra and wide
+        if wide == self.wide and extra == self.extra:
             return
         self.wide = wide
+        self.extra = extra
         self._restore = self.cursor_run
         self.clear(columns=True)
         self._order = []
@@ -126,6 +206,7 @@ class RunList(DataTable[Text | str]):
         snapshots: dict[str, SeriesSnapshot],
         selected: set[str],
         pinned: str | None,
+        system: dict[str, dict[str, Any]] | None = None,
     ) -> None:
         """Bring the rows in line with `runs` (newest first), keeping the cursor's run."""
         keep = self.cursor_run or self._restore
@@ -135,14 +216,14 @@ class RunList(DataTable[Text | str]):
             self.clear()
             self._order = ids
             for info in ordered:
-                cells = self._cells(info, snapshots, selected, pinned)
+                cells = self._cells(info, snapshots, selected, pinned, system)
                 self.add_row(*cells[: len(self.columns_shown)], key=info.id)
             if keep in ids:
                 self.move_cursor(row=ids.index(keep))
             self._restore = None
             return
         for info in ordered:
-            for (key, _, _), value in zip(self.columns_shown, self._cells(info, snapshots, selected, pinned)):
+            for (key, _, _), value in zip(self.columns_shown, self._cells(info, snapshots, selected, pinned, system)):
                 self.update_cell(info.id, key, value)
 
     def _cells(
@@ -151,6 +232,11 @@ class RunList(DataTable[Text | str]):
         snapshots: dict[str, SeriesSnapshot],
         selected: set[str],
         pinned: str | None,
+        system: dict[str, dict[str, Any]] | None = None,
     ) -> tuple[Text | str, ...]:
         mark = ("◆" if info.id == pinned else " ") + ("✓" if info.id in selected else " ")
-        return (mark + short_label(info.label), self._status(info), progress_text(snapshots.get(info.id)))
+        snap = snapshots.get(info.id)
+        cells: tuple[Text | str, ...] = (mark + short_label(info.label), self._status(info), progress_text(snap))
+        if self.extra:
+            cells += extra_cells(info, snap, (system or {}).get(info.id))
+        return cells

@@ -51,6 +51,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--log-every", type=int, help="steps per train row")
     p.add_argument("--pace", type=float, help="at most this many steps per second; 0 = unlimited")
     p.add_argument("--threads", type=int, help="torch threads (default 1)")
+    p.add_argument("--nproc", type=int, metavar="N",
+                   help="train on N processes with DDP under torchrun (gloo on CPU, nccl on CUDA); "
+                        "rank 0 writes the run folder (default 1)")  # fmt: skip
     p.add_argument("--exit-with-parent", action="store_true", help="stop cleanly when the parent process goes away")
     return p
 
@@ -174,15 +177,64 @@ class RichProgress:
 # ----------------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
     parent = os.getppid()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser().parse_args(argv)
     try:
+        if args.nproc is not None and args.nproc < 1:
+            raise CliError(f"--nproc {args.nproc}: expected 1 or more")
+        from trainledger.engines.training.distributed import is_worker
+
+        if args.nproc and args.nproc > 1 and not is_worker():
+            return _launch(args, argv)
         return _run(args, parent)
     except CliError as exc:
         print(f"trainledger train: {exc}", file=sys.stderr, flush=True)
         return 2
 
 
+def _launch(args: argparse.Namespace, argv: list[str]) -> int:
+    """The parent of a --nproc run: check what can be checked, fix the run id, start torchrun."""
+    from trainledger.engines.training.distributed import launch
+    from trainledger.engines.workspace import InvalidId, NotAWorkspace, resolve_workspace, validate_id
+
+    try:
+        ws, _ = resolve_workspace(args.workspace)
+    except (NotAWorkspace, NotADirectoryError, ValueError) as exc:
+        raise CliError(str(exc)) from None
+    if args.resume:
+        from trainledger.engines.workspace import read_run_info
+
+        previous = _read_run(ws, args.resume)
+        current = read_run_info(ws.run_dir(args.resume))
+        if current.status == "running":
+            raise CliError(f"run {args.resume} is still running (pid {current.pid} on {current.host})")
+        args.model = args.model or previous.get("model")
+    if not args.model:
+        raise CliError(f"which model? known: {', '.join(MODELS)}")
+    if args.model not in MODELS:
+        raise CliError(f"unknown model {args.model!r}; known: {', '.join(MODELS)}")
+    if args.backend != "torch":
+        raise CliError(f"--backend {args.backend} is not yet supported for {args.model}; use --backend torch")
+    try:
+        if args.resume:
+            run_id = validate_id(args.resume, "run id")
+        else:
+            from trainledger.engines.metrics.writer import new_run_id
+
+            run_id = validate_id(args.run_id, "run id") if args.run_id else new_run_id(args.model)
+    except InvalidId as exc:
+        raise CliError(str(exc)) from None
+    if not args.resume and ws.run_dir(run_id).exists():
+        raise CliError(f"run {run_id} already exists; --resume {run_id} continues it")
+    if args.workspace is None:  # every rank must find the same workspace
+        argv = [*argv, "--workspace", str(ws.root)]
+    print(f"run {run_id}\nfolder {ws.run_dir(run_id)}\nnproc {args.nproc}", flush=True)
+    return launch(argv, args.nproc, run_id)
+
+
 def _run(args: argparse.Namespace, parent: int) -> int:
+    from trainledger.engines.training.distributed import Dist, is_worker
+
     from trainledger.engines.workspace import InvalidId, NotAWorkspace, resolve_workspace, validate_id
 
     try:
@@ -196,7 +248,7 @@ def _run(args: argparse.Namespace, parent: int) -> int:
         from trainledger.engines.workspace import read_run_info
 
         current = read_run_info(ws.run_dir(args.resume))
-        if current.status == "running":
+        if current.status == "running" and not is_worker():  # the launcher checked it
             raise CliError(f"run {args.resume} is still running (pid {current.pid} on {current.host})")
         if args.model and previous.get("model") and args.model != previous["model"]:
             raise CliError(f"--resume {args.resume} is a {previous['model']} run, not {args.model}")
@@ -226,7 +278,7 @@ def _run(args: argparse.Namespace, parent: int) -> int:
             run_id = validate_id(args.run_id, "run id") if args.run_id else new_run_id(args.model)
     except InvalidId as exc:
         raise CliError(str(exc)) from None
-    if not args.resume and ws.run_dir(run_id).exists():
+    if not args.resume and ws.run_dir(run_id).exists() and not is_worker():  # the launcher checked
         raise CliError(f"run {run_id} already exists; --resume {run_id} continues it")
     threads = args.threads or 1
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
@@ -242,7 +294,13 @@ def _run(args: argparse.Namespace, parent: int) -> int:
     except ValueError as exc:
         raise CliError(str(exc)) from None
 
-    print(f"run {run_id}\nfolder {ws.run_dir(run_id)}", flush=True)
+    dist = None
+    if is_worker():  # a rank under torchrun (see distributed.py); the launcher printed the run
+        dist = Dist.from_env(device)
+        device = dist.device(device)
+    else:
+        print(f"run {run_id}\nfolder {ws.run_dir(run_id)}", flush=True)
+    quiet = dist is not None and not dist.is_main
     loop_fields = {f.name for f in dataclasses.fields(LoopConfig)}
     loop_set = {k: v for k, v in settings.items() if k in loop_fields}
     task_set = {k: v for k, v in settings.items() if k not in loop_fields}
@@ -252,18 +310,22 @@ def _run(args: argparse.Namespace, parent: int) -> int:
         raise CliError(f"--data {data}: no such file or folder")
     extra = {**task_set, "set": task_set, "force": args.force, "base": args.base, "base_dir": base_dir}
     opts = TaskOptions(ws, data=data, seed=args.seed or 0, backend=args.backend, device=device, extra=extra)
+    if quiet:  # rank 0 builds first (it may generate the demo data), then the others
+        dist.barrier()  # type: ignore[union-attr]
     try:
         task = builder(opts)
     except (ValueError, FileNotFoundError, NotImplementedError) as exc:
         raise CliError(f"{args.model}: {exc}") from None
-    if data is None:
+    if dist is not None and dist.is_main:
+        dist.barrier()
+    if data is None and not quiet:
         path, info = getattr(task, "data_path", None), getattr(task, "data_info", None)
         if path is not None:
             print(f"no --data: generated {path}", flush=True)
         elif isinstance(info, dict) and info.get("generated"):
             print(f"no --data: generated {info['generated']} (in memory)", flush=True)
     task_device = getattr(task, "device", None) or device
-    if task_device != device:
+    if task_device != device and not quiet:
         print(f"{args.model} trains on {task_device}", flush=True)
 
     base: dict[str, Any] = {}
@@ -281,11 +343,14 @@ def _run(args: argparse.Namespace, parent: int) -> int:
 
         watch_parent(stop, parent)
     progress: Any = RichProgress(task.primary_metric) if sys.stdout.isatty() else PlainProgress(task.primary_metric)
+    if quiet:
+        progress = lambda kind, info: None  # noqa: E731
+
     task_options = {"data": str(data.resolve()) if data else None, "seed": opts.seed, "set": task_set,
                     "base": args.base, "force": args.force}  # fmt: skip
     trainer = Trainer(task, cfg, ws, run_id=run_id, name=args.name, stop=stop, device=task_device,
                       backend=args.backend, resume=bool(args.resume), progress=progress,
-                      extra_info={"task_options": task_options})  # fmt: skip
+                      extra_info={"task_options": task_options}, dist=dist)  # fmt: skip
     try:
         result = trainer.run()
     except KeyboardInterrupt:  # a second Ctrl-C: the run is marked stopped, without a last checkpoint
@@ -299,6 +364,10 @@ def _run(args: argparse.Namespace, parent: int) -> int:
         raise
     finally:
         _close(progress)
+        if dist is not None:
+            dist.close()
+    if quiet:
+        return 0
     if result is None:
         print(f"stopped before the run started ({stop.reason})", flush=True)
         return 0

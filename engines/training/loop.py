@@ -321,6 +321,7 @@ class Trainer:
         progress: Progress | None = None,
         extra_info: dict[str, Any] | None = None,
         monitor: bool = True,
+        dist: Any = None,
     ) -> None:
         if resume and not run_id:
             raise ValueError("resume needs the run id")
@@ -336,10 +337,15 @@ class Trainer:
         self.progress = progress or (lambda kind, info: None)
         self.extra_info = extra_info or {}
         self.monitor = monitor
+        self.dist = dist  # a distributed.Dist under torchrun; None = one process
+        self.is_main = dist is None or dist.is_main
 
     def run_config(self) -> dict[str, Any]:
-        return {**asdict(self.cfg), "device": self.device, "torch_version": str(torch.__version__),
-                **self.task.config()}  # fmt: skip
+        config = {**asdict(self.cfg), "device": self.device, "torch_version": str(torch.__version__),
+                  **self.task.config()}  # fmt: skip
+        if self.dist is not None:
+            config.update(world_size=self.dist.world_size, dist_backend=self.dist.backend)
+        return config
 
     def run_extra(self) -> dict[str, Any]:
         """run.json fields beside the writer's own: backend, device, versions, data."""
@@ -371,9 +377,17 @@ class Trainer:
             model = self.task.build_model().to(self.device)
             optimizer = torch.optim.Adam(model.parameters(), lr=self.cfg.lr)
             shuffle = torch.Generator().manual_seed(self.cfg.seed)
+            start = _Start()
             if self.resume:
                 assert self.run_id is not None
                 start = self._restore(self.workspace.run_dir(self.run_id), model, optimizer, shuffle)
+            if not self.is_main:  # ranks other than 0 write nothing
+                from trainledger.engines.training.distributed import NullWriter
+
+                assert self.run_id is not None
+                writer: Any = NullWriter(self.run_id, self.workspace.run_dir(self.run_id))
+            elif self.resume:
+                assert self.run_id is not None
                 writer = reopen_writer(self.workspace, self.run_id)
                 info = writer.info
                 resumes = list(info.get("resumes") or [])
@@ -382,7 +396,6 @@ class Trainer:
                 writer.update(status="running", ended=None, error=None, pid=os.getpid(), host=socket.gethostname(),
                               config=self.run_config(), resumes=resumes, **self.run_extra())  # fmt: skip
             else:
-                start = _Start()
                 writer = MetricsWriter(
                     self.workspace,
                     self.run_id,
@@ -395,7 +408,7 @@ class Trainer:
                 )
             monitor = None
             try:
-                if self.monitor:
+                if self.monitor and self.is_main:
                     from trainledger.engines.training.system import SystemMonitor
 
                     monitor = SystemMonitor(writer.dir).start()
@@ -405,7 +418,8 @@ class Trainer:
                                      step=start.step, epoch=start.epochs_done)  # fmt: skip
                     self.progress("start", {"run_id": writer.run_id, "run_dir": writer.dir, "epochs": self.cfg.epochs,
                                             "step": start.step, "epoch": start.epochs_done})  # fmt: skip
-                    result = self._train(model, optimizer, shuffle, writer, stop, start)
+                    train_model = self.dist.wrap(model) if self.dist is not None else model
+                    result = self._train(train_model, optimizer, shuffle, writer, stop, start)
                     info = {"model": self.task.model_name, "epoch": result.epochs_done, "step": result.step}
                     self._save_last(writer.dir, model, optimizer, shuffle, {**info, "status": result.status})
                     writer.update(summary={"best": result.best, **info, "early_stopped": result.early_stopped})
@@ -424,6 +438,8 @@ class Trainer:
         self, run_dir: Path, model: nn.Module, optimizer: torch.optim.Optimizer, shuffle: torch.Generator,
         info: dict[str, Any],
     ) -> None:  # fmt: skip
+        if not self.is_main:
+            return
         ref = save_trainer_state(run_dir, "last", optimizer, shuffle)
         save_checkpoint(run_dir, "last", model, {**info, "trainer_state": ref})
 
@@ -453,6 +469,28 @@ class Trainer:
             if metric in side.get("metrics", {}):
                 best = {"metric": metric, "value": side["metrics"][metric], "epoch": side["epoch"], "step": side["step"]}
         return _Start(step=int(sidecar.get("step", 0)), epochs_done=int(sidecar.get("epoch", 0)), best=best)
+
+    def _agreed_stop(self, stop: StopFlag) -> bool:
+        """Whether to stop after this step: the local flag, or under DDP whether any rank's
+        flag is set (all-reduced, so every rank decides the same)."""
+        if self.dist is None:
+            return stop.is_set()
+        if self.dist.all_max([float(stop.is_set())])[0] > 0:
+            stop.set("stop request on another rank")
+            return True
+        return False
+
+    def _window_row(self, window: _Window) -> dict[str, float]:
+        """The train row of `window`; under DDP the loss means are averaged over the ranks and
+        samples_per_s is the sum over the ranks (steps_per_s stays per rank)."""
+        row = window.row("train/")
+        if self.dist is None:
+            return row
+        keys = [k for k in row if k != "steps_per_s"]
+        sums = self.dist.all_sum([row[k] for k in keys])
+        world = self.dist.world_size
+        return {**{k: v if k == "samples_per_s" else v / world for k, v in zip(keys, sums)},
+                "steps_per_s": row["steps_per_s"]}  # fmt: skip
 
     def _balance(
         self, model: nn.Module, parts: dict[str, Tensor], terms: list[str], step: int, epoch: float,
@@ -496,7 +534,10 @@ class Trainer:
         self, model: nn.Module, optimizer: torch.optim.Optimizer, shuffle: torch.Generator,
         writer: MetricsWriter, stop: StopFlag, start: _Start,
     ) -> RunResult:  # fmt: skip
-        task, cfg, device = self.task, self.cfg, self.device
+        task, cfg, device, dist = self.task, self.cfg, self.device, self.dist
+        # under DDP, `model` is the wrapper (for the training steps); `raw` is what is
+        # evaluated and saved, on rank 0 only
+        raw: nn.Module = model.module if dist is not None else model  # type: ignore[assignment]
         primary = task.primary_metric
         sign = -1.0 if task.directions.get(primary, "min") == "min" else 1.0
         pacer = _Pacer(cfg.pace, stop)
@@ -512,15 +553,17 @@ class Trainer:
         def result(status: str, early: bool = False) -> RunResult:
             return RunResult(writer.run_id, writer.dir, status, step, epochs_done, early, best)
 
-        if cfg.eval_at_start and not self.resume:
+        if cfg.eval_at_start and not self.resume and self.is_main:
             model.eval()
-            metrics = task.evaluate(model, task.schedule(0.0))
+            metrics = task.evaluate(raw, task.schedule(0.0))
             writer.log(metrics, step=0, epoch=0)
             self.progress("val", {"step": 0, "epoch": 0, "metrics": metrics})
 
         for epoch in range(epochs_done, cfg.epochs):
             model.train()
             batches = task.train_batches(cfg.batch_size, shuffle)
+            if dist is not None:  # the same shuffle on every rank: disjoint shards
+                batches = dist.shard(batches)
             for i, batch in enumerate(batches):
                 frac = epoch + i / len(batches)
                 sched = task.schedule(frac)
@@ -544,19 +587,27 @@ class Trainer:
                 step += 1
                 window.add(parts, len(batch))
                 if step % cfg.log_every == 0:
-                    row = {**window.row("train/"), **sched.values, "lr": lr, **balance_row}
+                    row = {**self._window_row(window), **sched.values, "lr": lr, **balance_row}
                     balance_row = {}
                     at = epoch + (i + 1) / len(batches)
                     writer.log(row, step=step, epoch=at)
                     self.progress("train", {"step": step, "epoch": at, "metrics": row, "epochs": cfg.epochs})
                     window.reset()
-                if stop.is_set():
+                if self._agreed_stop(stop):
                     return result("stopped")
                 pacer.wait()
 
-            model.eval()
-            metrics = task.evaluate(model, sched)
             epochs_done = epoch + 1
+            if not self.is_main:  # rank 0 validates; wait for its verdict (and any rank's stop)
+                early, stopping = dist.all_max([0.0, float(stop.is_set())])
+                if early > 0:
+                    return result("finished", early=True)
+                if stopping > 0:
+                    stop.set("stop request on another rank")
+                    return result("stopped")
+                continue
+            model.eval()
+            metrics = task.evaluate(raw, sched)
             writer.log(metrics, step=step, epoch=epochs_done)
             self.progress("val", {"step": step, "epoch": epochs_done, "metrics": metrics, "epochs": cfg.epochs})
             value = metrics[primary]
@@ -564,21 +615,28 @@ class Trainer:
                 previous = None if best is None else best["value"]
                 best = {"metric": primary, "value": value, "epoch": epochs_done, "step": step}
                 info = {"model": task.model_name, "epoch": epochs_done, "step": step, "metrics": metrics}
-                save_checkpoint(writer.dir, "best", model, info)
+                save_checkpoint(writer.dir, "best", raw, info)
                 writer.event("best", f"{primary} {value:.4g}", step=step, epoch=epochs_done, metric=primary,
                              value=value, previous=previous, checkpoint=f"{CHECKPOINT_DIR}/best.safetensors")  # fmt: skip
                 since_best = 0
             else:
                 since_best += 1
             info = {"model": task.model_name, "epoch": epochs_done, "step": step, "status": "running"}
-            self._save_last(writer.dir, model, optimizer, shuffle, info)  # what --resume continues from
-            if cfg.patience and since_best >= cfg.patience:
+            self._save_last(writer.dir, raw, optimizer, shuffle, info)  # what --resume continues from
+            early_stop = bool(cfg.patience and since_best >= cfg.patience)
+            stopping = stop.is_set()
+            if dist is not None:  # decide on the reduced flags only: a signal may land after it
+                stopping = dist.all_max([float(early_stop), float(stopping)])[1] > 0
+                if stopping:
+                    stop.set("stop request on another rank")
+            if early_stop:
+                assert best is not None
                 writer.event(
                     "early_stop",
                     f"no better {primary} for {since_best} epochs (best {best['value']:.4g} at epoch {best['epoch']})",
                     step=step, epoch=epochs_done, metric=primary, patience=cfg.patience, best_epoch=best["epoch"],
                 )  # fmt: skip
                 return result("finished", early=True)
-            if stop.is_set():
+            if stopping if dist is not None else stop.is_set():
                 return result("stopped")
         return result("finished")

@@ -1,0 +1,114 @@
+"""The Curves pane's run control: start a run from a form, stop one, sample its system.jsonl.
+
+Kept apart from the chart logic in curves.py. Everything that touches a process or a
+file runs in a thread worker through the headless helpers of engines/runs.py; the
+console never imports torch, it starts `trainledger train` as a detached process.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from trainledger.console.messages import RunsChanged, SystemSampled
+from trainledger.console.screens.run_control import ConfirmStopScreen, NewRunRequest, NewRunScreen
+from trainledger.console.widgets.runlist import RunList
+from trainledger.engines import runs as run_control
+from trainledger.engines.workspace import RunInfo, read_run_info
+
+if TYPE_CHECKING:
+    from trainledger.console.panes.curves import CurvesPane
+
+    _Base = CurvesPane
+else:
+    _Base = object
+
+
+class RunControl(_Base):
+    """Mixed into CurvesPane; uses its workspace, infos, system and run list."""
+
+    system: dict[str, Any]
+
+    def _sample_system(self) -> None:
+        """Every 2 s: the last system.jsonl row of each running run, read in a worker."""
+        running = {r.id: r.path for r in self.infos.values() if r.status == "running"}
+        if not running and not self.system:
+            return
+
+        def work() -> None:
+            rows = {}
+            for run_id, path in running.items():
+                row = run_control.read_system(path)
+                if row is not None:
+                    rows[run_id] = row
+            self.post_message(SystemSampled(rows))
+
+        self.run_worker(work, thread=True, group="system", exclusive=True, exit_on_error=False,
+                        description="read the last system.jsonl rows")
+
+    def on_system_sampled(self, message: SystemSampled) -> None:
+        if message.rows != self.system:
+            self.system = message.rows
+            self._sync_list()
+
+    def action_new_run(self) -> None:
+        cursor = self.query_one(RunList).cursor_run
+        info = self.infos.get(cursor) if cursor else None
+        self.app.push_screen(NewRunScreen(info.model if info else None), self._new_run_chosen)
+
+    def _new_run_chosen(self, request: NewRunRequest | None) -> None:
+        if request is None:
+            return
+        ws = self.workspace
+        app = self.app
+
+        def work() -> None:
+            try:
+                started = run_control.start_run(ws, request.model, data=request.data, backend=request.backend,
+                                                epochs=request.epochs, settings=request.settings)  # fmt: skip
+            except (OSError, ValueError) as exc:
+                app.call_from_thread(app.notify, str(exc), title="New run", severity="error")
+                return
+            app.call_from_thread(app.notify, f"run {started.run_id}\nlog {started.log_path}",
+                                 title=f"Started {request.model}", timeout=6)  # fmt: skip
+            code = run_control.early_exit(started.proc, 2.0)
+            if code not in (None, 0):
+                tail = "\n".join(run_control.tail_lines(started.log_path, 4)) or "(empty log)"
+                app.call_from_thread(app.notify, f"{started.run_id} exited with status {code}:\n{tail}",
+                                     title="Run failed to start", severity="error", timeout=15)  # fmt: skip
+            self.post_message(RunsChanged())
+
+        self.run_worker(work, thread=True, group="start-run", exit_on_error=False,
+                        description=f"start a {request.model} run")
+
+    def action_stop_run(self) -> None:
+        cursor = self.query_one(RunList).cursor_run
+        info = self.infos.get(cursor) if cursor else None
+        if info is None:
+            self.notify("no run under the cursor", title="Stop run", severity="warning")
+            return
+        try:
+            plan = run_control.stop_plan(info)
+        except run_control.StopRefused as exc:
+            self.notify(str(exc), title="Stop run", severity="error")
+            return
+
+        def chosen(confirmed: bool | None) -> None:
+            if confirmed:
+                self._stop(info)
+
+        self.app.push_screen(ConfirmStopScreen(plan), chosen)
+
+    def _stop(self, info: RunInfo) -> None:
+        app = self.app
+
+        def work() -> None:
+            try:
+                fresh = read_run_info(info.path)  # it may have ended while the modal was open
+                done = run_control.stop_run(fresh)
+            except run_control.StopRefused as exc:
+                app.call_from_thread(app.notify, str(exc), title="Stop run", severity="error")
+                return
+            app.call_from_thread(app.notify, done, title="Stop run", timeout=5)
+
+        self.run_worker(work, thread=True, group="stop-run", exit_on_error=False,
+                        description=f"stop run {info.id}")
