@@ -22,6 +22,8 @@ commands:
   trainledger init [DIR]           make DIR (default: the current folder) a workspace
   trainledger runs [WORKSPACE]     list runs with status and best/last of their main metric
   trainledger train MODEL [...]    train a model in the foreground (trainledger train --help)
+  trainledger import tensorboard LOGDIR
+                                   turn a TensorBoard logdir's scalars into read-only runs
 
 The workspace is the argument, else $TRAINLEDGER_WORKSPACE, else the current folder if it
 holds a .trainledger-workspace marker, else a default workspace in your user data folder.
