@@ -16,6 +16,9 @@ from typing import Any
 
 from trainledger.engines.training.models import MODELS
 
+# the models that run on --backend mlx (mlx_models.MLX_MODELS; named here so that
+# the error paths need not import mlx)
+MLX_MODELS = ("lvm-gru",)
 LOOP_FLAGS = ("epochs", "batch_size", "lr", "seed", "patience", "log_every", "pace", "threads")
 
 
@@ -103,6 +106,25 @@ def _load_builder(model: str) -> Any:
         raise CliError(f"model {model!r} needs a module that is not installed: {exc.name}") from None
     except AttributeError:
         raise CliError(f"model {model!r} is registered but {MODELS[model]} does not exist yet") from None
+
+
+def _check_mlx(args: argparse.Namespace) -> None:
+    """--backend mlx: only the models of mlx_models.MLX_MODELS, one process, no --resume yet."""
+    if args.model not in MLX_MODELS:
+        raise CliError(f"--backend mlx is not yet supported for {args.model}; use --backend torch "
+                       f"(on mlx: {', '.join(MLX_MODELS)})")  # fmt: skip
+    if args.resume:
+        raise CliError("--resume is not yet supported with --backend mlx")
+
+
+def _load_mlx_builder(model: str) -> Any:
+    try:
+        from trainledger.engines.training.mlx_models import MLX_MODELS as builders
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.split(".")[0] == "mlx":
+            raise CliError("--backend mlx needs the mlx package (pip install mlx, or mlx[cpu] off Apple silicon)") from None
+        raise
+    return builders[model]
 
 
 # ----------------------------------------------------------------------------- progress
@@ -213,6 +235,8 @@ def _launch(args: argparse.Namespace, argv: list[str]) -> int:
         raise CliError(f"which model? known: {', '.join(MODELS)}")
     if args.model not in MODELS:
         raise CliError(f"unknown model {args.model!r}; known: {', '.join(MODELS)}")
+    if args.backend == "mlx":
+        raise CliError("--backend mlx does not run with --nproc; train on one process")
     if args.backend != "torch":
         raise CliError(f"--backend {args.backend} is not yet supported for {args.model}; use --backend torch")
     try:
@@ -257,7 +281,9 @@ def _run(args: argparse.Namespace, parent: int) -> int:
         raise CliError(f"which model? known: {', '.join(MODELS)}")
     if args.model not in MODELS:
         raise CliError(f"unknown model {args.model!r}; known: {', '.join(MODELS)}")
-    if args.backend != "torch":
+    if args.backend == "mlx":
+        _check_mlx(args)
+    elif args.backend != "torch":
         raise CliError(f"--backend {args.backend} is not yet supported for {args.model}; use --backend torch")
 
     settings = parse_settings(args.set)
@@ -267,7 +293,7 @@ def _run(args: argparse.Namespace, parent: int) -> int:
         args.data = args.data or old_opts.get("data")
         args.seed = args.seed if args.seed is not None else old_opts.get("seed")
         args.base = args.base or old_opts.get("base")
-    builder = _load_builder(args.model)
+    builder = _load_mlx_builder(args.model) if args.backend == "mlx" else _load_builder(args.model)
 
     try:
         if args.resume:
@@ -348,9 +374,16 @@ def _run(args: argparse.Namespace, parent: int) -> int:
 
     task_options = {"data": str(data.resolve()) if data else None, "seed": opts.seed, "set": task_set,
                     "base": args.base, "force": args.force}  # fmt: skip
-    trainer = Trainer(task, cfg, ws, run_id=run_id, name=args.name, stop=stop, device=task_device,
-                      backend=args.backend, resume=bool(args.resume), progress=progress,
-                      extra_info={"task_options": task_options}, dist=dist)  # fmt: skip
+    trainer: Any
+    if args.backend == "mlx":
+        from trainledger.engines.training.mlx_backend import MLXTrainer
+
+        trainer = MLXTrainer(task, cfg, ws, run_id=run_id, name=args.name, stop=stop, progress=progress,
+                             extra_info={"task_options": task_options})  # fmt: skip
+    else:
+        trainer = Trainer(task, cfg, ws, run_id=run_id, name=args.name, stop=stop, device=task_device,
+                          backend=args.backend, resume=bool(args.resume), progress=progress,
+                          extra_info={"task_options": task_options}, dist=dist)  # fmt: skip
     try:
         result = trainer.run()
     except KeyboardInterrupt:  # a second Ctrl-C: the run is marked stopped, without a last checkpoint

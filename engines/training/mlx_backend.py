@@ -1,0 +1,281 @@
+"""The training loop on MLX: `trainledger train MODEL --backend mlx`.
+
+It writes the same run folder as loop.Trainer, through MetricsWriter: run.json (with
+backend "mlx", device, versions incl. mlx, data), train rows every log_every steps
+(train/<part> means, samples_per_s, steps_per_s, the schedule's values, lr), validation
+rows per epoch (and at step 0), best / early_stop / stopped events, and
+checkpoints/best + last .safetensors with sha256 sidecars (numpy tensors named by the
+flattened MLX parameter path, e.g. rnn.Wx).
+
+Not on MLX yet: --resume, --nproc, the loss-term balance rows (balance_every), and
+optimizer state in checkpoints. The tasks come from mlx_models.MLX_MODELS. This module
+imports mlx at import time; only the CLI's MLX path imports it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import mlx.core as mx
+import mlx.optimizers as optim
+import numpy as np
+import safetensors.numpy
+from mlx import nn
+from mlx.utils import tree_flatten
+from trainledger.engines.metrics.writer import MetricsWriter
+from trainledger.engines.training.checkpoints import CHECKPOINT_DIR, CHECKPOINT_SCHEMA
+from trainledger.engines.training.loop import (
+    LoopConfig,
+    RunResult,
+    StopFlag,
+    _Pacer,
+    install_signal_handlers,
+)
+from trainledger.engines.workspace import (
+    Workspace,
+    atomic_write_bytes,
+    atomic_write_json,
+)
+
+Progress = Callable[[str, dict[str, Any]], None]
+
+
+def mlx_device() -> str:
+    """"cpu" or "gpu": where MLX computes by default."""
+    return "gpu" if mx.default_device() == mx.gpu else "cpu"
+
+
+def save_mlx_checkpoint(run_dir: Path, tag: str, model: nn.Module, info: dict[str, Any]) -> dict[str, Any]:
+    """checkpoints/<tag>.safetensors (the model's parameters as numpy float arrays) and its
+    <tag>.json sidecar with the file's sha256, each written atomically."""
+    state = {k: np.ascontiguousarray(np.array(v)) for k, v in tree_flatten(model.parameters())}
+    data = safetensors.numpy.save(state, metadata={"tag": tag, "backend": "mlx"})
+    folder = run_dir / CHECKPOINT_DIR
+    atomic_write_bytes(folder / f"{tag}.safetensors", data)
+    sidecar = {
+        "schema": CHECKPOINT_SCHEMA,
+        "file": f"{tag}.safetensors",
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "bytes": len(data),
+        "time": time.time(),
+        "backend": "mlx",
+        **info,
+    }
+    atomic_write_json(folder / f"{tag}.json", sidecar)
+    return sidecar
+
+
+class _Window:
+    """Means of the loss parts since the last train row, and the throughput."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.sums: dict[str, float] = {}
+        self.steps = 0
+        self.samples = 0
+        self.started = time.perf_counter()
+
+    def add(self, parts: dict[str, float], samples: int) -> None:
+        for key, value in parts.items():
+            self.sums[key] = self.sums.get(key, 0.0) + value
+        self.steps += 1
+        self.samples += samples
+
+    def row(self, prefix: str) -> dict[str, float]:
+        elapsed = max(time.perf_counter() - self.started, 1e-9)
+        means = {f"{prefix}{k}": v / self.steps for k, v in self.sums.items()}
+        return {**means, "samples_per_s": self.samples / elapsed, "steps_per_s": self.steps / elapsed}
+
+
+class MLXTrainer:
+    """Trains an MLX task (mlx_models) under `cfg` as one new run of `workspace`."""
+
+    def __init__(
+        self,
+        task: Any,
+        cfg: LoopConfig,
+        workspace: Workspace,
+        run_id: str | None = None,
+        name: str | None = None,
+        stop: StopFlag | None = None,
+        *,
+        progress: Progress | None = None,
+        extra_info: dict[str, Any] | None = None,
+        monitor: bool = True,
+        compile: bool = True,
+    ) -> None:
+        self.task = task
+        self.compile = compile  # mx.compile the training step
+        self.cfg = cfg
+        self.workspace = workspace
+        self.run_id = run_id
+        self.name = name
+        self.stop = stop
+        self.progress = progress or (lambda kind, info: None)
+        self.extra_info = extra_info or {}
+        self.monitor = monitor
+        self.device = mlx_device()
+
+    def run_config(self) -> dict[str, Any]:
+        return {**asdict(self.cfg), "device": self.device, "mlx_version": str(mx.__version__),
+                "optimizer": "adam", "mlx_compile": self.compile,
+                **self.task.config()}  # fmt: skip
+
+    def run_extra(self) -> dict[str, Any]:
+        from trainledger.engines.training.provenance import (
+            describe_data,
+            library_versions,
+        )
+
+        return {
+            "backend": "mlx",
+            "device": self.device,
+            "versions": {**library_versions(), "mlx": str(mx.__version__), "platform": platform.platform()},
+            "data": describe_data(self.task),
+            **self.extra_info,
+        }
+
+    def run(self) -> RunResult | None:
+        stop = self.stop or StopFlag()
+        restore: Callable[[], None] = lambda: None
+        if self.stop is None and threading.current_thread() is threading.main_thread():
+            restore = install_signal_handlers(stop)
+        try:
+            if stop.is_set():
+                return None
+            mx.random.seed(self.cfg.seed)
+            model = self.task.build_model()
+            mx.eval(model.parameters())
+            optimizer = optim.Adam(learning_rate=self.cfg.lr)
+            shuffle = np.random.default_rng(self.cfg.seed)
+            writer = MetricsWriter(
+                self.workspace,
+                self.run_id,
+                name=self.name,
+                model=self.task.model_name,
+                config=self.run_config(),
+                directions=self.task.directions,
+                primary_metric=self.task.primary_metric,
+                extra=self.run_extra(),
+            )
+            monitor = None
+            try:
+                if self.monitor:
+                    from trainledger.engines.training.system import SystemMonitor
+
+                    monitor = SystemMonitor(writer.dir).start()
+                with writer:
+                    self.progress("start", {"run_id": writer.run_id, "run_dir": writer.dir, "epochs": self.cfg.epochs,
+                                            "step": 0, "epoch": 0})  # fmt: skip
+                    result = self._train(model, optimizer, shuffle, writer, stop)
+                    info = {"model": self.task.model_name, "epoch": result.epochs_done, "step": result.step}
+                    save_mlx_checkpoint(writer.dir, "last", model, {**info, "status": result.status})
+                    writer.update(summary={"best": result.best, **info, "early_stopped": result.early_stopped})
+                    if result.status == "stopped":
+                        writer.event("stopped", f"stopped by {stop.reason}", step=result.step, reason=stop.reason)
+                        writer.finish("stopped")
+                self.progress("end", {"result": result})
+            finally:
+                if monitor is not None:
+                    monitor.stop()
+            return result
+        finally:
+            restore()
+
+    def _train(
+        self, model: nn.Module, optimizer: optim.Optimizer, shuffle: np.random.Generator,
+        writer: MetricsWriter, stop: StopFlag,
+    ) -> RunResult:  # fmt: skip
+        task, cfg = self.task, self.cfg
+        primary = task.primary_metric
+        sign = -1.0 if task.directions.get(primary, "min") == "min" else 1.0
+        pacer = _Pacer(cfg.pace, stop)
+        window = _Window()
+        step, epochs_done = 0, 0
+        best: dict[str, Any] | None = None
+        since_best = 0
+
+        def loss_fn(batch: mx.array) -> tuple[mx.array, dict[str, mx.array]]:
+            parts = task.loss(model, batch)
+            return parts["loss"], parts
+
+        value_and_grad = nn.value_and_grad(model, loss_fn)
+        state = [model.state, optimizer.state]
+
+        def train_step(batch: mx.array) -> dict[str, mx.array]:
+            (_, parts), grads = value_and_grad(batch)
+            optimizer.update(model, grads)
+            return parts
+
+        # one compiled graph per batch shape; the model and optimizer state go in and out
+        step_fn = mx.compile(train_step, inputs=state, outputs=state) if self.compile else train_step
+
+        def result(status: str, early: bool = False) -> RunResult:
+            return RunResult(writer.run_id, writer.dir, status, step, epochs_done, early, best)
+
+        if cfg.eval_at_start:
+            model.eval()
+            metrics = task.evaluate(model)
+            writer.log(metrics, step=0, epoch=0)
+            self.progress("val", {"step": 0, "epoch": 0, "metrics": metrics})
+
+        for epoch in range(cfg.epochs):
+            model.train()
+            batches = task.train_batches(cfg.batch_size, shuffle)
+            for i, batch_np in enumerate(batches):
+                values = task.schedule_values(epoch + i / len(batches))
+                lr = cfg.lr
+                optimizer.learning_rate = lr
+                batch = mx.array(batch_np)
+                parts = step_fn(batch)
+                mx.eval(state, parts)
+                step += 1
+                window.add({k: float(v.item()) for k, v in parts.items()}, int(batch_np.shape[0]))
+                if step % cfg.log_every == 0:
+                    row = {**window.row("train/"), **values, "lr": lr}
+                    at = epoch + (i + 1) / len(batches)
+                    writer.log(row, step=step, epoch=at)
+                    self.progress("train", {"step": step, "epoch": at, "metrics": row, "epochs": cfg.epochs})
+                    window.reset()
+                if stop.is_set():
+                    return result("stopped")
+                pacer.wait()
+
+            epochs_done = epoch + 1
+            model.eval()
+            metrics = task.evaluate(model)
+            writer.log(metrics, step=step, epoch=epochs_done)
+            self.progress("val", {"step": step, "epoch": epochs_done, "metrics": metrics, "epochs": cfg.epochs})
+            value = metrics[primary]
+            if best is None or sign * value > sign * best["value"]:
+                previous = None if best is None else best["value"]
+                best = {"metric": primary, "value": value, "epoch": epochs_done, "step": step}
+                info = {"model": task.model_name, "epoch": epochs_done, "step": step, "metrics": metrics}
+                save_mlx_checkpoint(writer.dir, "best", model, info)
+                writer.event("best", f"{primary} {value:.4g}", step=step, epoch=epochs_done, metric=primary,
+                             value=value, previous=previous, checkpoint=f"{CHECKPOINT_DIR}/best.safetensors")  # fmt: skip
+                since_best = 0
+            else:
+                since_best += 1
+            info = {"model": task.model_name, "epoch": epochs_done, "step": step, "status": "running"}
+            save_mlx_checkpoint(writer.dir, "last", model, info)
+            if cfg.patience and since_best >= cfg.patience:
+                writer.event(
+                    "early_stop",
+                    f"no better {primary} for {since_best} epochs (best {best['value']:.4g} at epoch {best['epoch']})",
+                    step=step, epoch=epochs_done, metric=primary, patience=cfg.patience, best_epoch=best["epoch"],
+                )  # fmt: skip
+                return result("finished", early=True)
+            if stop.is_set():
+                return result("stopped")
+        return result("finished")
+
