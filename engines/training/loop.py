@@ -49,6 +49,7 @@ class LoopConfig:
     eval_at_start: bool = True  # a validation row at step 0 (not a candidate for best)
     balance_every: int = 50  # steps between loss-term gradient-norm checks; 0 = never
     dominance_factor: float = 10.0  # a term whose grad norm is this many times another's dominates
+    last_every: float = 30.0  # seconds between mid-run `last` checkpoints (the end always writes one)
 
 
 @dataclass(frozen=True)
@@ -462,6 +463,7 @@ class Trainer:
         pacer = _Pacer(cfg.pace, stop)
         window = _Window()
         step, epochs_done = start.step, start.epochs_done
+        last_saved = time.monotonic()
         best: dict[str, Any] | None = start.best
         since_best = epochs_done - int(best["epoch"]) if best else 0
         phase = task.schedule(float(epochs_done)).phase if self.resume else None
@@ -541,7 +543,11 @@ class Trainer:
             else:
                 since_best += 1
             info = {"model": task.model_name, "epoch": epochs_done, "step": step, "status": "running"}
-            self._save_last(writer.dir, raw, optimizer, shuffle, info)  # what --resume continues from
+            # What --resume continues from: at most every `last_every` seconds (a checkpoint
+            # with fsync each short epoch costs several % of steps/s), and always at the end.
+            if time.monotonic() - last_saved >= cfg.last_every:
+                self._save_last(writer.dir, raw, optimizer, shuffle, info)
+                last_saved = time.monotonic()
             early_stop = bool(cfg.patience and since_best >= cfg.patience)
             stopping = stop.is_set()
             if dist is not None:  # decide on the reduced flags only: a signal may land after it
