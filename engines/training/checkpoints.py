@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import safetensors.torch
+from safetensors.torch import load as load_safetensors  # bytes -> tensors; never pickle
 import torch
 from torch import Tensor, nn
 
@@ -90,7 +91,7 @@ def load_trainer_state(run_dir: Path, ref: dict[str, Any]) -> tuple[dict[str, An
     data = path.read_bytes()
     if hashlib.sha256(data).hexdigest() != ref["sha256"]:
         raise ValueError(f"{path}: sha256 does not match the checkpoint sidecar")
-    tensors = safetensors.torch.load(data)
+    tensors = load_safetensors(data)
     with safe_open(str(path), "pt") as f:
         meta = msgspec.json.decode(f.metadata()["optimizer"])
     return _unflatten_optimizer(tensors, meta), tensors.get("rng.shuffle")
@@ -105,7 +106,7 @@ def load_checkpoint(run_dir: Path, tag: str) -> tuple[dict[str, Tensor], dict[st
     data = (folder / sidecar["file"]).read_bytes()
     if hashlib.sha256(data).hexdigest() != sidecar["sha256"]:
         raise ValueError(f"{folder / sidecar['file']}: sha256 does not match its sidecar")
-    return safetensors.torch.load(data), sidecar
+    return load_safetensors(data), sidecar
 
 
 # ----------------------------------------------------------------------------- the loop

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import safetensors.torch
+from safetensors.torch import load as load_safetensors  # bytes -> tensors; never pickle
 import torch
 from torch import Tensor, nn
 
@@ -152,7 +153,7 @@ def load_adapters(run_dir: Path) -> tuple[dict[str, Tensor], dict[str, Any]]:
     data = (run_dir / sidecar["file"]).read_bytes()
     if hashlib.sha256(data).hexdigest() != sidecar["sha256"]:
         raise ValueError(f"{run_dir / sidecar['file']}: sha256 does not match its sidecar")
-    return safetensors.torch.load(data), sidecar
+    return load_safetensors(data), sidecar
 
 
 # ----------------------------------------------------------------------------- base run
