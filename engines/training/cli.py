@@ -18,7 +18,7 @@ from trainledger.engines.training.models import MODELS
 
 # the models that run on --backend mlx (mlx_models.MLX_MODELS; named here so that
 # the error paths need not import mlx)
-MLX_MODELS = ("lvm-gru",)
+MLX_MODELS = ("lvm-gru", "ternary-vae")
 LOOP_FLAGS = ("epochs", "batch_size", "lr", "seed", "patience", "log_every", "pace", "threads")
 
 

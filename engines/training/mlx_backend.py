@@ -209,7 +209,10 @@ class MLXTrainer:
             return parts["loss"], parts
 
         value_and_grad = nn.value_and_grad(model, loss_fn)
-        state = [model.state, optimizer.state]
+        # the task's per-step values (mx arrays, e.g. a VAE's beta) and the random state go
+        # in and out of the compiled step, so neither is frozen at trace time
+        step_values: dict[str, mx.array] = getattr(task, "step_values", {})
+        state = [model.state, optimizer.state, mx.random.state, step_values]
 
         def train_step(batch: mx.array) -> dict[str, mx.array]:
             (_, parts), grads = value_and_grad(batch)
@@ -228,12 +231,24 @@ class MLXTrainer:
             writer.log(metrics, step=0, epoch=0)
             self.progress("val", {"step": 0, "epoch": 0, "metrics": metrics})
 
+        phase = None
         for epoch in range(cfg.epochs):
             model.train()
             batches = task.train_batches(cfg.batch_size, shuffle)
             for i, batch_np in enumerate(batches):
-                values = task.schedule_values(epoch + i / len(batches))
-                lr = cfg.lr
+                frac = epoch + i / len(batches)
+                if hasattr(task, "schedule"):  # a loop.Schedule: LR scale, values, phase events
+                    sched = task.schedule(frac)
+                    values, lr = dict(sched.values), cfg.lr * sched.lr_scale
+                    if sched.phase != phase:
+                        if phase is not None:
+                            writer.event("phase", sched.description, step=step, epoch=frac,
+                                         phase=sched.phase, previous=phase, lr=lr, **sched.values)  # fmt: skip
+                        phase = sched.phase
+                else:
+                    values, lr = task.schedule_values(frac), cfg.lr
+                for key in step_values:
+                    step_values[key] = mx.array(values[key], dtype=mx.float32)
                 optimizer.learning_rate = lr
                 batch = mx.array(batch_np)
                 parts = step_fn(batch)

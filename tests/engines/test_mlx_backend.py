@@ -118,3 +118,19 @@ def test_mlx_errors_are_one_line(ws: Workspace, capsys: pytest.CaptureFixture[st
     (ws.run_dir("old") / "run.json").write_text(json.dumps({"model": "lvm-gru", "status": "finished"}))
     assert cli.main(["--resume", "old", "--backend", "mlx", "--workspace", str(ws.root)]) == 2
     assert "--resume is not yet supported with --backend mlx" in capsys.readouterr().err
+
+
+@needs_mlx
+def test_ternary_vae_trains_on_mlx(ws: Workspace) -> None:
+    from trainledger.engines.training import cli
+
+    args = ["ternary-vae", "--backend", "mlx", "--epochs", "2", "--workspace", str(ws.root), "--run-id", "tv",
+            "--patience", "0", "--set", "prior_samples=2048"]  # fmt: skip
+    assert cli.main(args) == 0
+    run_dir = ws.run_dir("tv")
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["backend"] == "mlx" and info["model"] == "ternary-vae" and info["status"] == "finished"
+    rows = val_rows(run_dir)
+    assert rows[0]["step"] == 0 and len(rows) == 3
+    assert rows[-1]["val/loss"] < rows[0]["val/loss"]
+    assert "coverage/hash" in rows[-1] and rows[-1]["val/recon_acc"] > rows[0]["val/recon_acc"]

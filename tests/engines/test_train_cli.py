@@ -96,9 +96,9 @@ def test_unknown_model_exits_2_listing_the_models(ws: Workspace) -> None:
 
 
 def test_mlx_backend_is_a_clear_error(ws: Workspace) -> None:
-    out = run_train("ternary-vae", "--backend", "mlx", "--workspace", str(ws.root), timeout=60)
+    out = run_train("lvm-lstm", "--backend", "mlx", "--workspace", str(ws.root), timeout=60)
     assert out.returncode == 2
-    assert "--backend mlx is not yet supported for ternary-vae" in out.stderr and "Traceback" not in out.stderr
+    assert "--backend mlx is not yet supported for lvm-lstm" in out.stderr and "Traceback" not in out.stderr
 
 
 def test_a_model_whose_module_is_missing_is_a_clear_error(ws: Workspace, monkeypatch, capsys) -> None:
