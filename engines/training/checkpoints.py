@@ -27,7 +27,11 @@ CHECKPOINT_SCHEMA = "trainledger-checkpoint/1"
 def save_checkpoint(run_dir: Path, tag: str, model: nn.Module, info: dict[str, Any]) -> dict[str, Any]:
     """Write checkpoints/<tag>.safetensors, then its <tag>.json sidecar, each atomically."""
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    data = safetensors.torch.save(state, metadata={"tag": tag})
+    return write_checkpoint_bytes(run_dir, tag, safetensors.torch.save(state, metadata={"tag": tag}), info)
+
+
+def write_checkpoint_bytes(run_dir: Path, tag: str, data: bytes, info: dict[str, Any]) -> dict[str, Any]:
+    """The file and its sha256 sidecar, for any backend's safetensors bytes."""
     folder = run_dir / CHECKPOINT_DIR
     atomic_write_bytes(folder / f"{tag}.safetensors", data)
     sidecar = {

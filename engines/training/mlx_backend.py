@@ -14,7 +14,6 @@ imports mlx at import time; only the CLI's MLX path imports it.
 
 from __future__ import annotations
 
-import hashlib
 import platform
 import threading
 import time
@@ -30,7 +29,7 @@ import safetensors.numpy
 from mlx import nn
 from mlx.utils import tree_flatten
 from trainledger.engines.metrics.writer import MetricsWriter
-from trainledger.engines.training.checkpoints import CHECKPOINT_DIR, CHECKPOINT_SCHEMA
+from trainledger.engines.training.checkpoints import CHECKPOINT_DIR, write_checkpoint_bytes
 from trainledger.engines.training.loop import (
     LoopConfig,
     RunResult,
@@ -40,8 +39,6 @@ from trainledger.engines.training.loop import (
 )
 from trainledger.engines.workspace import (
     Workspace,
-    atomic_write_bytes,
-    atomic_write_json,
 )
 
 Progress = Callable[[str, dict[str, Any]], None]
@@ -57,19 +54,7 @@ def save_mlx_checkpoint(run_dir: Path, tag: str, model: nn.Module, info: dict[st
     <tag>.json sidecar with the file's sha256, each written atomically."""
     state = {k: np.ascontiguousarray(np.array(v)) for k, v in tree_flatten(model.parameters())}
     data = safetensors.numpy.save(state, metadata={"tag": tag, "backend": "mlx"})
-    folder = run_dir / CHECKPOINT_DIR
-    atomic_write_bytes(folder / f"{tag}.safetensors", data)
-    sidecar = {
-        "schema": CHECKPOINT_SCHEMA,
-        "file": f"{tag}.safetensors",
-        "sha256": hashlib.sha256(data).hexdigest(),
-        "bytes": len(data),
-        "time": time.time(),
-        "backend": "mlx",
-        **info,
-    }
-    atomic_write_json(folder / f"{tag}.json", sidecar)
-    return sidecar
+    return write_checkpoint_bytes(run_dir, tag, data, {"backend": "mlx", **info})
 
 
 class _Window:
