@@ -20,6 +20,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from trainledger.engines.capture.schema import (
+    DIMS,
+    SCHEMA_VERSION,
+    FrameError,
+    decode_frame,
+    to_dict,
+)
 from trainledger.engines.training.datasets import (
     DatasetError,
     model_device,
@@ -32,14 +39,7 @@ from trainledger.engines.training.models import TaskOptions, datasets_dir
 from trainledger.engines.workspace import atomic_write_bytes
 
 # ----------------------------------------------------------------------------- config
-SCHEMA_VERSION = 2
-DIMS = 128
 HIDDEN = 256
-VECTORS = {"input": DIMS, "audio_kick": 5, "audio_hihat": 5, "audio_bass": 5, "audio_pad": 5,
-           "camera_scores": 7, "phrase": 4, "gesture_probs": 8}  # fmt: skip
-SCALARS = ("ts", "cut_timing", "pattern_intensity", "pattern_variation", "phase",
-           "calibration_confidence", "latency_us")  # fmt: skip
-INTEGERS = ("frame", "regime")
 # The heads: field -> (width, loss). gesture_probs is a distribution (KL); the rest regress (MSE).
 HEADS = {"camera_scores": (7, "mse"), "cut_timing": (1, "mse"), "pattern_intensity": (1, "mse"),
          "pattern_variation": (1, "mse"), "phrase": (4, "mse"), "gesture_probs": (8, "kl")}  # fmt: skip
@@ -51,33 +51,7 @@ DEMO_LATENT = 8  # the demo's hidden performance state, a slow random walk
 
 
 # ----------------------------------------------------------------------------- data
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def check_frame(frame: Any) -> str | None:
-    """Why `frame` is not a usable schema-v2 frame, or None if it is."""
-    if not isinstance(frame, dict):
-        return "not an object"
-    if frame.get("schema_version") != SCHEMA_VERSION:
-        return "schema_version"
-    if frame.get("dims") != DIMS:
-        return "dims"
-    for key, width in VECTORS.items():
-        value = frame.get(key)
-        if not isinstance(value, list) or len(value) != width:
-            return f"{key} length"
-        if not all(_number(v) for v in value):
-            return f"{key} not finite"
-    for key in SCALARS:
-        if not _number(frame.get(key)):
-            return f"{key} not finite"
-    for key in INTEGERS:
-        if not isinstance(frame.get(key), int) or isinstance(frame.get(key), bool):
-            return f"{key} not an integer"
-    return None
-
-
+# Frames are checked by trainledger.engines.capture.schema, the same decoder the ingest server uses.
 def frame_row(frame: dict[str, Any]) -> list[float]:
     """One training row: the 128 inputs, then the heads' targets in HEADS order."""
     row = list(frame["input"])
@@ -97,33 +71,35 @@ def read_sessions(path: Path) -> tuple[dict[str, np.ndarray], list[dict[str, Any
     for file in files:
         data = file.read_bytes()
         rows, reasons = [], {}
-        for line in data.decode("utf-8", errors="replace").splitlines():
+        for line in data.splitlines():
             if not line.strip():
                 continue
             try:
-                frame = json.loads(line)
-            except json.JSONDecodeError:
-                frame = "bad json"
-            reason = "bad json" if frame == "bad json" else check_frame(frame)
-            if reason is None:
-                rows.append(frame_row(frame))
-            else:
-                reasons[reason] = reasons.get(reason, 0) + 1
+                rows.append(frame_row(to_dict(decode_frame(line))))
+            except FrameError as exc:
+                reasons[exc.reason] = reasons.get(exc.reason, 0) + 1
         if rows:
             sessions[file.stem] = np.asarray(rows, dtype=np.float32)
         report.append({"file": file.name, "sha256": hashlib.sha256(data).hexdigest(), "accepted": len(rows),
                        "rejected": sum(reasons.values()), "reject_reasons": reasons})  # fmt: skip
     if not sessions:
-        raise DatasetError(f"{path}: no valid schema-v{SCHEMA_VERSION} frames in {len(files)} file(s)")
+        raise DatasetError(
+            f"{path}: no valid schema-v{SCHEMA_VERSION} frames in {len(files)} file(s)"
+        )
     return sessions, report
 
 
-def generate(folder: Path, seed: int, sessions: int = DEMO_SESSIONS, frames: int = DEMO_FRAMES) -> None:
+def generate(
+    folder: Path, seed: int, sessions: int = DEMO_SESSIONS, frames: int = DEMO_FRAMES
+) -> None:
     """Write a synthetic capture: each session is a slow walk of a hidden state that both the
     128-d input and every target are fixed functions of, so the heads can be learned."""
     rng = np.random.default_rng(seed)
     to_input = rng.standard_normal((DIMS, DEMO_LATENT)) / math.sqrt(DEMO_LATENT)
-    to_targets = {key: rng.standard_normal((width, DEMO_LATENT)) for key, (width, _) in HEADS.items()}
+    to_targets = {
+        key: rng.standard_normal((width, DEMO_LATENT))
+        for key, (width, _) in HEADS.items()
+    }
     folder.mkdir(parents=True, exist_ok=True)
     for s in range(sessions):
         z = rng.standard_normal(DEMO_LATENT)
@@ -152,7 +128,9 @@ def generate(folder: Path, seed: int, sessions: int = DEMO_SESSIONS, frames: int
                 "calibration_confidence": 1.0, "latency_us": round(float(rng.uniform(200, 900)), 1),
             }  # fmt: skip
             lines.append(json.dumps(frame, separators=(",", ":")))
-        atomic_write_bytes(folder / f"session-{s:02d}.jsonl", ("\n".join(lines) + "\n").encode())
+        atomic_write_bytes(
+            folder / f"session-{s:02d}.jsonl", ("\n".join(lines) + "\n").encode()
+        )
 
 
 # ----------------------------------------------------------------------------- model
@@ -161,8 +139,12 @@ class SAN(nn.Module):
 
     def __init__(self, hidden: int = HIDDEN) -> None:
         super().__init__()
-        self.trunk = nn.Sequential(nn.Linear(DIMS, hidden), nn.GELU(), nn.Linear(hidden, hidden), nn.GELU())
-        self.heads = nn.ModuleDict({key: nn.Linear(hidden, width) for key, (width, _) in HEADS.items()})
+        self.trunk = nn.Sequential(
+            nn.Linear(DIMS, hidden), nn.GELU(), nn.Linear(hidden, hidden), nn.GELU()
+        )
+        self.heads = nn.ModuleDict(
+            {key: nn.Linear(hidden, width) for key, (width, _) in HEADS.items()}
+        )
 
     def forward(self, x: Tensor) -> dict[str, Tensor]:
         h = self.trunk(x)
@@ -196,18 +178,27 @@ class SANTask:
 
     model_name = "san"
     primary_metric = "val/loss"
-    loop_defaults: ClassVar[dict[str, Any]] = {"epochs": 30, "batch_size": 64, "lr": 1e-3, "patience": 8}
+    loop_defaults: ClassVar[dict[str, Any]] = {
+        "epochs": 30,
+        "batch_size": 64,
+        "lr": 1e-3,
+        "patience": 8,
+    }
     device = "cpu"
     directions: ClassVar[dict[str, str]] = {"train/loss": "min", "val/loss": "min", "val/gesture_acc": "max", "val/camera_acc": "max",
                   **{f"val/{key}": "min" for key in HEADS}, **{f"train/{key}": "min" for key in HEADS}}  # fmt: skip
 
-    def __init__(self, path: Path, seed: int, val_fraction: float = VAL_FRACTION) -> None:
+    def __init__(
+        self, path: Path, seed: int, val_fraction: float = VAL_FRACTION
+    ) -> None:
         self.data_path = path
         self.seed = seed
         sessions, self.files = read_sessions(path)
         names = sorted(sessions)
         if len(names) >= 2:
-            groups = np.concatenate([np.full(len(sessions[n]), i) for i, n in enumerate(names)])
+            groups = np.concatenate(
+                [np.full(len(sessions[n]), i) for i, n in enumerate(names)]
+            )
             rows = np.concatenate([sessions[n] for n in names])
             train_idx, val_idx = split_groups(groups, val_fraction, seed)
             self.val_sessions = sorted(names[i] for i in np.unique(groups[val_idx]))
@@ -216,10 +207,17 @@ class SANTask:
             rows = sessions[names[0]]
             n_val = max(1, round(len(rows) * val_fraction))
             if len(rows) - n_val < 1:
-                raise DatasetError(f"{path}: {len(rows)} valid frame(s) are too few to split")
-            train_idx, val_idx = np.arange(len(rows) - n_val), np.arange(len(rows) - n_val, len(rows))
+                raise DatasetError(
+                    f"{path}: {len(rows)} valid frame(s) are too few to split"
+                )
+            train_idx, val_idx = (
+                np.arange(len(rows) - n_val),
+                np.arange(len(rows) - n_val, len(rows)),
+            )
             self.val_sessions = []
-            self.split = f"by frame: the last {n_val} frames of the only session held out"
+            self.split = (
+                f"by frame: the last {n_val} frames of the only session held out"
+            )
         data = torch.from_numpy(rows)
         self.train, self.val = data[train_idx], data[val_idx]
 
@@ -228,7 +226,10 @@ class SANTask:
             "data_path": str(self.data_path),
             "schema_version": SCHEMA_VERSION,
             "input_dims": DIMS,
-            "targets": {key: {"width": width, "loss": kind} for key, (width, kind) in HEADS.items()},
+            "targets": {
+                key: {"width": width, "loss": kind}
+                for key, (width, kind) in HEADS.items()
+            },
             "files": len(self.files),
             "frames_accepted": sum(f["accepted"] for f in self.files),
             "frames_rejected": sum(f["rejected"] for f in self.files),
@@ -243,13 +244,17 @@ class SANTask:
     def build_model(self) -> SAN:
         return SAN()
 
-    def train_batches(self, batch_size: int, generator: torch.Generator) -> list[Tensor]:
+    def train_batches(
+        self, batch_size: int, generator: torch.Generator
+    ) -> list[Tensor]:
         return shuffled_batches(self.train, batch_size, generator)
 
     def schedule(self, epoch: float) -> Schedule:
         return Schedule(phase="train")
 
-    def loss(self, model: nn.Module, batch: Tensor, schedule: Schedule) -> dict[str, Tensor]:
+    def loss(
+        self, model: nn.Module, batch: Tensor, schedule: Schedule
+    ) -> dict[str, Tensor]:
         return san_loss(model(batch[:, :DIMS]), split_targets(batch))
 
     @torch.no_grad()
