@@ -10,10 +10,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
-COMMANDS = ("open", "demo", "init", "runs", "train", "import")
+COMMANDS = ("open", "demo", "init", "runs", "train", "import", "capture", "san")
 
 EPILOG = """\
 commands:
@@ -24,6 +24,12 @@ commands:
   trainledger train MODEL [...]    train a model in the foreground (trainledger train --help)
   trainledger import tensorboard LOGDIR
                                    turn a TensorBoard logdir's scalars into read-only runs
+  trainledger capture serve [...]  receive SAN frames on 127.0.0.1:9471 (trainledger capture --help)
+  trainledger capture send FILE... replay capture JSONL files to a server
+  trainledger san export RUN --out DIR
+                                   write a trained san run as san_weights.bin + san_manifest.json
+  trainledger san load BIN MANIFEST
+                                   check a weights pair the way the app loads it (prints the code)
 
 The workspace is the argument, else $TRAINLEDGER_WORKSPACE, else the current folder if it
 holds a .trainledger-workspace marker, else a default workspace in your user data folder.
@@ -39,17 +45,27 @@ def _parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"trainledger {__version__}")
+    parser.add_argument(
+        "--version", action="version", version=f"trainledger {__version__}"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    theme_help = "theme: trainledger-dark, -light, -high-contrast or -mono (NO_COLOR picks mono)"
+    theme_help = (
+        "theme: trainledger-dark, -light, -high-contrast or -mono (NO_COLOR picks mono)"
+    )
     p_open = sub.add_parser("open", help="open the console on a workspace")
     p_open.add_argument("workspace", nargs="?", help="workspace folder")
     p_open.add_argument("--theme", help=theme_help)
-    p_open.add_argument("--no-watch", action="store_true", help="do not watch for changes")
+    p_open.add_argument(
+        "--no-watch", action="store_true", help="do not watch for changes"
+    )
 
-    p_demo = sub.add_parser("demo", help="start a demo training run and open the console on it")
-    p_demo.add_argument("--workspace", help="demo workspace (default: one in your user data folder)")
+    p_demo = sub.add_parser(
+        "demo", help="start a demo training run and open the console on it"
+    )
+    p_demo.add_argument(
+        "--workspace", help="demo workspace (default: one in your user data folder)"
+    )
     p_demo.add_argument("--theme", help=theme_help)
     p_demo.add_argument(
         "--headless-seconds",
@@ -65,14 +81,39 @@ def _parser() -> argparse.ArgumentParser:
     p_runs.add_argument("workspace", nargs="?", help="workspace folder")
     p_runs.add_argument("--json", action="store_true", help="print JSON")
 
-    p_import = sub.add_parser("import", help="import other tools' logs as read-only runs")
-    p_import.add_argument("source", choices=["tensorboard"], help="log format (tensorboard)")
-    p_import.add_argument("logdir", help="TensorBoard logdir (every folder with events.out.tfevents.* is a run)")
-    p_import.add_argument("--workspace", help="workspace folder (default: as for `trainledger open`)")
-    p_import.add_argument("--prefix", default="tb-", help="run id prefix (default: tb-)")
+    p_import = sub.add_parser(
+        "import", help="import other tools' logs as read-only runs"
+    )
+    p_import.add_argument(
+        "source", choices=["tensorboard"], help="log format (tensorboard)"
+    )
+    p_import.add_argument(
+        "logdir",
+        help="TensorBoard logdir (every folder with events.out.tfevents.* is a run)",
+    )
+    p_import.add_argument(
+        "--workspace", help="workspace folder (default: as for `trainledger open`)"
+    )
+    p_import.add_argument(
+        "--prefix", default="tb-", help="run id prefix (default: tb-)"
+    )
 
     # Only listed here: `train` is handed to the engine's own parser before parsing (see main).
-    sub.add_parser("train", help="train a model in the foreground (see trainledger train --help)", add_help=False)
+    sub.add_parser(
+        "train",
+        help="train a model in the foreground (see trainledger train --help)",
+        add_help=False,
+    )
+    sub.add_parser(
+        "capture",
+        help="the SAN capture server and client (see trainledger capture --help)",
+        add_help=False,
+    )
+    sub.add_parser(
+        "san",
+        help="SAN weights: export, load, infer (see trainledger san --help)",
+        add_help=False,
+    )
     return parser
 
 
@@ -86,10 +127,18 @@ def _normalise(argv: Sequence[str]) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] == "train":  # this process becomes the trainer: torch is allowed here
+    if (
+        argv and argv[0] == "train"
+    ):  # this process becomes the trainer: torch is allowed here
         from trainledger.engines.training.cli import main as train_main
 
         return train_main(argv[1:])
+    if argv and argv[0] in ("capture", "san"):  # engine CLIs with parsers of their own
+        from importlib import import_module
+
+        return int(
+            import_module(f"trainledger.engines.{argv[0]}.cli").main(argv[1:]) or 0
+        )
     args = _parser().parse_args(_normalise(argv))
     from trainledger.engines.workspace import InvalidId, NotAWorkspace
 
@@ -118,7 +167,10 @@ def _cmd_init(args: argparse.Namespace) -> int:
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
-    from trainledger.engines.interop.tensorboard import TensorBoardImportError, import_logdir
+    from trainledger.engines.interop.tensorboard import (
+        TensorBoardImportError,
+        import_logdir,
+    )
     from trainledger.engines.workspace import resolve_workspace
 
     ws, _ = resolve_workspace(args.workspace)
@@ -131,7 +183,9 @@ def _cmd_import(args: argparse.Namespace) -> int:
         detail = f" ({r.message})" if r.message else ""
         print(f"{r.status:<9} {r.run_id}  <- {r.tb_run}{detail}")
         if r.skipped_tags:
-            print(f"          skipped non-scalar tensor tags: {', '.join(r.skipped_tags)}")
+            print(
+                f"          skipped non-scalar tensor tags: {', '.join(r.skipped_tags)}"
+            )
     conflicts = sum(r.status == "conflict" for r in results)
     print(f"{len(results)} run(s) from {args.logdir} into {ws.root}")
     return 1 if conflicts else 0
@@ -149,7 +203,9 @@ def _cmd_open(args: argparse.Namespace) -> int:
     from trainledger.engines.workspace import resolve_workspace
     from trainledger.themes import choose_theme
 
-    choose_theme(args.theme, os.environ)  # a bad name fails before any folder is created
+    choose_theme(
+        args.theme, os.environ
+    )  # a bad name fails before any folder is created
 
     ws, origin = resolve_workspace(args.workspace)
     from trainledger.console.prefetch import Prefetch
@@ -157,8 +213,9 @@ def _cmd_open(args: argparse.Namespace) -> int:
     prefetch = Prefetch(ws).start()  # reads while Textual imports and starts
     from trainledger.console.app import TrainledgerApp
 
-    app = TrainledgerApp(ws, theme=args.theme, watch=not args.no_watch, origin=origin,
-                         prefetch=prefetch)
+    app = TrainledgerApp(
+        ws, theme=args.theme, watch=not args.no_watch, origin=origin, prefetch=prefetch
+    )
     app.run()
     return 0
 
@@ -184,7 +241,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         procs.stop_all()
 
 
-def _run_headless(app: "object", ws: "object", seconds: float, trainer_pid: int) -> int:
+def _run_headless(app: object, ws: object, seconds: float, trainer_pid: int) -> int:
     """Run the real console without a terminal for `seconds`, then print what it saw."""
     from trainledger.console.app import TrainledgerApp
 
