@@ -222,7 +222,9 @@ def export_weights(tensors: Mapping[str, np.ndarray]) -> tuple[bytes, bytes]:
     for name, value in tensors.items():
         if not _valid_text(name):
             raise ValueError(f"tensor name {name!r}: expected a non-empty string")
-        array = np.ascontiguousarray(value, dtype="<f4")
+        array = np.asarray(
+            value, dtype="<f4"
+        )  # (ascontiguousarray would make a scalar 1-d)
         if array.size == 0:
             raise ValueError(f"{name}: empty tensor")
         if not np.isfinite(array).all():
