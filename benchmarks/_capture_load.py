@@ -15,7 +15,7 @@ lowers both servers' figures; the raw one costs less per request (see capture_in
 
     python benchmarks/_capture_load.py --port P [--frames 60] [--concurrency 4]
         [--seconds 5] [--warmup 1] [--client raw|aiohttp] [--prefix load]
-prints one JSON line (LoadResult).
+prints one JSON line (LoadResult) at the end, or soon after a SIGTERM.
 """
 
 from __future__ import annotations
@@ -237,8 +237,10 @@ async def _aiohttp_worker(
 
 
 async def load(host: str, port: int, bodies: list[bytes], frames_per_body: int, concurrency: int,
-               seconds: float, warmup: float, client: str = "raw", prefix: str = "load") -> LoadResult:  # fmt: skip
-    """Drive the server flat out for warmup + seconds; the figures cover the last `seconds`."""
+               seconds: float, warmup: float, client: str = "raw", prefix: str = "load",
+               until_sigterm: bool = False) -> LoadResult:  # fmt: skip
+    """Drive the server flat out for warmup + seconds; the figures cover the last `seconds`.
+    With `until_sigterm`, SIGTERM ends the window early (`seconds` then says how long it was)."""
     res = LoadResult(frames_per_body, concurrency, client, seconds)
     start = time.monotonic() + warmup
     run = _Run(res, start, start + seconds)
@@ -252,7 +254,13 @@ async def load(host: str, port: int, bodies: list[bytes], frames_per_body: int, 
         except (OSError, asyncio.IncompleteReadError, ValueError, ClientError) as exc:
             run.error(f"{session}: {type(exc).__name__}: {exc}")
 
+    def end_now() -> None:
+        run.end = max(run.start, min(run.end, time.monotonic()))
+
+    if until_sigterm:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, end_now)
     await asyncio.gather(*(guarded(s) for s in sessions))
+    res.seconds, res.window = run.end - run.start, (run.start, run.end)
     return res
 
 
@@ -381,6 +389,7 @@ def main() -> None:
             a.warmup,
             a.client,
             a.prefix,
+            until_sigterm=True,
         )
     )
     print(json.dumps(res.summary()))
