@@ -18,7 +18,7 @@ from trainledger.engines.training.models import MODELS
 
 # the models that run on --backend mlx (mlx_models.MLX_MODELS; named here so that
 # the error paths need not import mlx)
-MLX_MODELS = ("lvm-gru", "ternary-vae")
+MLX_MODELS = ("lvm-gru", "ternary-vae", "san", "lora-lm")
 LOOP_FLAGS = ("epochs", "batch_size", "lr", "seed", "patience", "log_every", "pace", "threads")
 
 
@@ -79,7 +79,6 @@ def parse_settings(items: list[str]) -> dict[str, Any]:
 
 def _read_run(ws: Any, run_id: str) -> dict[str, Any]:
     import msgspec
-
     from trainledger.engines.workspace import RUN_FILE, validate_id
 
     path = ws.run_dir(validate_id(run_id, "run id")) / RUN_FILE
@@ -124,6 +123,14 @@ def _load_mlx_builder(model: str) -> Any:
         if exc.name and exc.name.split(".")[0] == "mlx":
             raise CliError("--backend mlx needs the mlx package (pip install mlx, or mlx[cpu] off Apple silicon)") from None
         raise
+    if model == "san":
+        from trainledger.engines.training.mlx_san import build as build_san
+
+        return build_san
+    if model == "lora-lm":
+        from trainledger.engines.training.mlx_lora import build as build_lora
+
+        return build_lora
     return builders[model]
 
 
@@ -162,7 +169,14 @@ class RichProgress:
     """A rich progress bar over epochs (fractional), with the latest metrics beside it."""
 
     def __init__(self, primary: str) -> None:
-        from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+        from rich.progress import (
+            BarColumn,
+            Progress,
+            TaskProgressColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
         self.primary = primary
         self.progress = Progress(
@@ -217,7 +231,12 @@ def main(argv: list[str] | None = None) -> int:
 def _launch(args: argparse.Namespace, argv: list[str]) -> int:
     """The parent of a --nproc run: check what can be checked, fix the run id, start torchrun."""
     from trainledger.engines.training.distributed import launch
-    from trainledger.engines.workspace import InvalidId, NotAWorkspace, resolve_workspace, validate_id
+    from trainledger.engines.workspace import (
+        InvalidId,
+        NotAWorkspace,
+        resolve_workspace,
+        validate_id,
+    )
 
     try:
         ws, _ = resolve_workspace(args.workspace)
@@ -258,8 +277,12 @@ def _launch(args: argparse.Namespace, argv: list[str]) -> int:
 
 def _run(args: argparse.Namespace, parent: int) -> int:
     from trainledger.engines.training.distributed import Dist, is_worker
-
-    from trainledger.engines.workspace import InvalidId, NotAWorkspace, resolve_workspace, validate_id
+    from trainledger.engines.workspace import (
+        InvalidId,
+        NotAWorkspace,
+        resolve_workspace,
+        validate_id,
+    )
 
     try:
         ws, _ = resolve_workspace(args.workspace)
@@ -311,7 +334,12 @@ def _run(args: argparse.Namespace, parent: int) -> int:
 
     import dataclasses
 
-    from trainledger.engines.training.loop import LoopConfig, StopFlag, Trainer, install_signal_handlers
+    from trainledger.engines.training.loop import (
+        LoopConfig,
+        StopFlag,
+        Trainer,
+        install_signal_handlers,
+    )
     from trainledger.engines.training.models import TaskOptions
     from trainledger.engines.training.provenance import resolve_device
 
@@ -370,7 +398,7 @@ def _run(args: argparse.Namespace, parent: int) -> int:
         watch_parent(stop, parent)
     progress: Any = RichProgress(task.primary_metric) if sys.stdout.isatty() else PlainProgress(task.primary_metric)
     if quiet:
-        progress = lambda kind, info: None  # noqa: E731
+        progress = lambda kind, info: None
 
     task_options = {"data": str(data.resolve()) if data else None, "seed": opts.seed, "set": task_set,
                     "base": args.base, "force": args.force}  # fmt: skip
