@@ -79,6 +79,7 @@ def parse_settings(items: list[str]) -> dict[str, Any]:
 
 def _read_run(ws: Any, run_id: str) -> dict[str, Any]:
     import msgspec
+
     from trainledger.engines.workspace import RUN_FILE, validate_id
 
     path = ws.run_dir(validate_id(run_id, "run id")) / RUN_FILE
@@ -169,14 +170,7 @@ class RichProgress:
     """A rich progress bar over epochs (fractional), with the latest metrics beside it."""
 
     def __init__(self, primary: str) -> None:
-        from rich.progress import (
-            BarColumn,
-            Progress,
-            TaskProgressColumn,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
+        from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
         self.primary = primary
         self.progress = Progress(
@@ -231,12 +225,7 @@ def main(argv: list[str] | None = None) -> int:
 def _launch(args: argparse.Namespace, argv: list[str]) -> int:
     """The parent of a --nproc run: check what can be checked, fix the run id, start torchrun."""
     from trainledger.engines.training.distributed import launch
-    from trainledger.engines.workspace import (
-        InvalidId,
-        NotAWorkspace,
-        resolve_workspace,
-        validate_id,
-    )
+    from trainledger.engines.workspace import InvalidId, NotAWorkspace, resolve_workspace, validate_id
 
     try:
         ws, _ = resolve_workspace(args.workspace)
@@ -277,12 +266,8 @@ def _launch(args: argparse.Namespace, argv: list[str]) -> int:
 
 def _run(args: argparse.Namespace, parent: int) -> int:
     from trainledger.engines.training.distributed import Dist, is_worker
-    from trainledger.engines.workspace import (
-        InvalidId,
-        NotAWorkspace,
-        resolve_workspace,
-        validate_id,
-    )
+
+    from trainledger.engines.workspace import InvalidId, NotAWorkspace, resolve_workspace, validate_id
 
     try:
         ws, _ = resolve_workspace(args.workspace)
@@ -334,12 +319,7 @@ def _run(args: argparse.Namespace, parent: int) -> int:
 
     import dataclasses
 
-    from trainledger.engines.training.loop import (
-        LoopConfig,
-        StopFlag,
-        Trainer,
-        install_signal_handlers,
-    )
+    from trainledger.engines.training.loop import LoopConfig, StopFlag, Trainer, install_signal_handlers
     from trainledger.engines.training.models import TaskOptions
     from trainledger.engines.training.provenance import resolve_device
 
@@ -398,7 +378,7 @@ def _run(args: argparse.Namespace, parent: int) -> int:
         watch_parent(stop, parent)
     progress: Any = RichProgress(task.primary_metric) if sys.stdout.isatty() else PlainProgress(task.primary_metric)
     if quiet:
-        progress = lambda kind, info: None
+        progress = lambda kind, info: None  # noqa: E731
 
     task_options = {"data": str(data.resolve()) if data else None, "seed": opts.seed, "set": task_set,
                     "base": args.base, "force": args.force}  # fmt: skip
