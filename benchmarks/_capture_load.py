@@ -110,13 +110,13 @@ class LoadResult:
     latencies_ms: list[float] = field(default_factory=list)
     errors: int = 0  # anywhere, warm-up included
     error_samples: list[str] = field(default_factory=list)
-    acked: dict[str, int] = field(
-        default_factory=dict
-    )  # session -> frames acknowledged, all phases
-    window: tuple[float, float] = (
-        0.0,
-        0.0,
-    )  # time.monotonic() of the window's start and end
+    # session -> frames acknowledged, all phases
+    acked: dict[str, int] = field(default_factory=dict)
+    # time.monotonic() of the window's start and end
+    window: tuple[float, float] = (0.0, 0.0)
+    client_cpu: float = (
+        0.0  # this process's CPU seconds per wall second over the whole load
+    )
 
     @property
     def frames_per_s(self) -> float:
@@ -242,6 +242,7 @@ async def load(host: str, port: int, bodies: list[bytes], frames_per_body: int, 
     """Drive the server flat out for warmup + seconds; the figures cover the last `seconds`.
     With `until_sigterm`, SIGTERM ends the window early (`seconds` then says how long it was)."""
     res = LoadResult(frames_per_body, concurrency, client, seconds)
+    cpu0, wall0 = time.process_time(), time.monotonic()
     start = time.monotonic() + warmup
     run = _Run(res, start, start + seconds)
     res.window = (run.start, run.end)
@@ -261,6 +262,7 @@ async def load(host: str, port: int, bodies: list[bytes], frames_per_body: int, 
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, end_now)
     await asyncio.gather(*(guarded(s) for s in sessions))
     res.seconds, res.window = run.end - run.start, (run.start, run.end)
+    res.client_cpu = (time.process_time() - cpu0) / max(time.monotonic() - wall0, 1e-9)
     return res
 
 

@@ -18,6 +18,8 @@ what it costs) and are deleted after each trial.
 
 Run: python benchmarks/capture_ingest.py [--rounds 5] [--seconds 5] [--concurrency 4]
                                          [--client raw|aiohttp] [--quick] [--stub]
+"client CPU" is the load generator's CPU time per wall second (1 core = 100 %): well under
+100 % means the client kept up and the server set the pace.
 Exits 1 when a goal is missed, a request failed or a session file disagrees.
 """
 
@@ -177,7 +179,7 @@ def main() -> int:
         f"\nmedian (min–max) over {args.rounds} round(s); latency: median of the rounds' p50/p99"
     )
     print(
-        f"  {'frames/body':>11}  {'server':<30} {'frames/s':>24} {'MB/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6}"
+        f"  {'frames/body':>11}  {'server':<30} {'frames/s':>24} {'MB/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} {'client CPU':>10}"
     )
     medians: dict[tuple[str, int], float] = {}
     labels = list(dict.fromkeys(t.label for t in trials))
@@ -189,7 +191,7 @@ def main() -> int:
             rng = f"{median(fps):,.0f} ({min(fps):,.0f}–{max(fps):,.0f})"
             print(f"  {size:>11}  {label:<30} {rng:>24} {median([t.result.mb_per_s for t in ts]):7.1f}"
                   f" {median([t.result.lat(50) for t in ts]):7.2f} {median([t.result.lat(99) for t in ts]):7.2f}"
-                  f" {sum(t.result.errors for t in ts):6d}")  # fmt: skip
+                  f" {sum(t.result.errors for t in ts):6d} {median([t.result.client_cpu for t in ts]):9.0%}")  # fmt: skip
 
     ok = True
     bare, tl = labels[0] if "bare" in labels[0] else labels[1], f"{ours} --fsync batch"
