@@ -234,6 +234,9 @@ def export_run(run_dir: Path, out_dir: Path, checkpoint: str = "best") -> Export
             },
             run_file,
         ),
+        "command": proven(info["argv"], run_file)
+        if isinstance(info.get("argv"), list)
+        else unproven("run.json does not record the command line"),
         "training_data_path": conf("data_path"),
         "training_data_sha256": proven(
             {

@@ -42,22 +42,36 @@ def expected_shapes(hidden: int = HIDDEN) -> dict[str, tuple[int, ...]]:
 def erf(x: np.ndarray) -> np.ndarray:
     """erf to about 1e-7 absolute (float64 arithmetic), elementwise, numpy only."""
     x = np.asarray(x, dtype=np.float64)
+    shape, x = x.shape, x.reshape(-1)
     z = np.abs(x)
     # Numerical Recipes' erfc Chebyshev fit: fractional error below 1.2e-7 everywhere
     t = 1.0 / (1.0 + 0.5 * z)
-    poly = -z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418
-           + t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587
-           + t * (-0.82215223 + t * 0.17087277))))))))  # fmt: skip
-    erfc = t * np.exp(poly)
-    # near zero, erfc's relative error is an absolute error of 1e-7 in erf: use the series
-    z2 = z * z
-    series = (
-        (2.0 / math.sqrt(math.pi))
-        * z
-        * (1 - z2 / 3 + z2 * z2 / 10 - z2**3 / 42 + z2**4 / 216 - z2**5 / 1320)
-    )
-    out = np.where(z < 0.5, series, 1.0 - erfc)
-    return np.sign(x) * out
+    poly = _ERFC[-1] * t
+    for c in _ERFC[-2:0:-1]:
+        poly += c
+        poly *= t
+    poly += _ERFC[0] - z * z
+    out = 1.0 - t * np.exp(poly)
+    # near zero, erfc's relative error is an absolute error of 1e-7 in erf: the series instead
+    small = z < 0.5
+    if small.any():
+        zs = z[small]
+        z2 = zs * zs
+        series = _SERIES[-1] * z2
+        for c in _SERIES[-2:0:-1]:
+            series += c
+            series *= z2
+        out[small] = zs * (series + _SERIES[0])
+    return np.copysign(out, x).reshape(shape)
+
+
+_ERFC = (-1.26551223, 1.00002368, 0.37409196, 0.09678418, -0.18628806, 0.27886807, -1.13520398,
+         1.48851587, -0.82215223, 0.17087277)  # fmt: skip
+# 2/sqrt(pi) * (1, -1/3, 1/10, -1/42, 1/216, -1/1320, 1/9360): erf's Maclaurin series in z^2
+_SERIES = tuple(
+    2.0 / math.sqrt(math.pi) * c
+    for c in (1, -1 / 3, 1 / 10, -1 / 42, 1 / 216, -1 / 1320, 1 / 9360)
+)
 
 
 def gelu(x: np.ndarray) -> np.ndarray:
