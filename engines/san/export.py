@@ -110,6 +110,8 @@ def validation_frames(
     root = Path(data_path)
     files = {}
     for entry in report:
+        if not isinstance(entry, dict):
+            return [], "run.json file_report holds an entry that is not an object"
         path = root if root.is_file() else root / str(entry.get("file"))
         try:
             data = path.read_bytes()

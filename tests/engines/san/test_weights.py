@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tracemalloc
 from typing import Any
 
 import numpy as np
@@ -254,3 +255,28 @@ def test_at_least_25_distinct_malformed_inputs(pair: Pair) -> None:
     inputs = {(b, m) for b, m in minus_4_cases(pair).values()}
     inputs |= {(pair.blob, m) for m in minus_3_cases(pair).values()}
     assert len(inputs) >= 50
+
+
+def test_claimed_sizes_allocate_nothing(pair: Pair) -> None:
+    """A manifest that claims a billion floats over a 44-byte blob costs kilobytes, not gigabytes."""
+    claims = [
+        with_top(
+            pair,
+            total_params=10**9,
+            entries=[{"name": "x", "shape": [10**9], "offset": 0}],
+        ),
+        with_top(
+            pair,
+            total_params=11,
+            entries=[{"name": "x", "shape": [10**6, 10**6, 10**6], "offset": 0}],
+        ),
+        with_entry(pair, 0, offset=10**18 - 1),
+    ]
+    tracemalloc.start()
+    try:
+        for manifest in claims:
+            assert load_weights(pair.blob, manifest) == -4
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 256 * 1024
