@@ -262,7 +262,7 @@ class Trainer:
 
     def run_config(self) -> dict[str, Any]:
         config = {**asdict(self.cfg), "device": self.device, "torch_version": str(torch.__version__),
-                  **self.task.config()}  # fmt: skip
+                  "optimizer": "adam", **self.task.config()}  # fmt: skip
         if self.dist is not None:
             config.update(world_size=self.dist.world_size, dist_backend=self.dist.backend)
         return config
