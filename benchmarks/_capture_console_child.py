@@ -92,6 +92,10 @@ def main() -> None:
             pane = tabs.get_pane("capture")
             out["active_tab"] = tabs.active
             out["tab2_shows"] = sorted({type(w).__name__ for w in pane.children})
+            # the Capture pane keeps the server's last /stats answer (None: never got one)
+            out["stats_seen"] = any(
+                getattr(w, "stats", None) is not None for w in pane.children
+            )
             self.exit()
 
     app = Timed(open_workspace(workspace), watch=True)
