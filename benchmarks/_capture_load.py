@@ -371,7 +371,7 @@ def main() -> None:
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument(
-        "--frames", type=int, default=60, help="frames per request body (default 60)"
+        "--frames", type=int, default=60, help="frames per body (default 60)"
     )
     ap.add_argument("--concurrency", type=int, default=4)
     ap.add_argument("--seconds", type=float, default=5.0)
@@ -380,20 +380,8 @@ def main() -> None:
     ap.add_argument("--prefix", default=f"load{os.getpid()}")
     a = ap.parse_args()
     bodies = make_bodies(make_frames(240), a.frames)
-    res = asyncio.run(
-        load(
-            a.host,
-            a.port,
-            bodies,
-            a.frames,
-            a.concurrency,
-            a.seconds,
-            a.warmup,
-            a.client,
-            a.prefix,
-            until_sigterm=True,
-        )
-    )
+    res = asyncio.run(load(a.host, a.port, bodies, a.frames, a.concurrency, a.seconds, a.warmup,
+                           a.client, a.prefix, until_sigterm=True))  # fmt: skip
     print(json.dumps(res.summary()))
 
 
