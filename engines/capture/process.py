@@ -1,0 +1,199 @@
+"""The capture server as a background process that the console and the demo start and stop.
+
+The server itself writes `<ws>/.trainledger/capture-server.json` once it listens and removes
+it on a clean exit, so the file is the one place to learn where a server runs; a `kill -9`
+leaves it behind, and `server_state` then reports `alive=False`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import psutil
+from trainledger.engines.capture.server import STATE_FILE
+from trainledger.engines.workspace import Workspace
+
+TOKEN_ENV = "TRAINLEDGER_CAPTURE_TOKEN"
+LOG_FILE = "capture-server.log"
+
+
+class CaptureServerError(RuntimeError):
+    """The server could not be started (or is already running); the message says why."""
+
+
+@dataclass(frozen=True)
+class ServerState:
+    pid: int
+    host: str
+    port: int
+    url: str
+    fsync: str
+    token_required: bool
+    started_at: float
+    alive: bool
+
+
+def state_file(ws: Workspace) -> Path:
+    return ws.state_dir / STATE_FILE
+
+
+def log_file(ws: Workspace) -> Path:
+    return ws.state_dir / "logs" / LOG_FILE
+
+
+def pid_alive(pid: int) -> bool:
+    """True if `pid` runs and is not a zombie."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
+        return False
+
+
+def server_state(ws: Workspace) -> ServerState | None:
+    """What the state file says, with `alive` checked; None without a (readable) file."""
+    try:
+        raw = msgspec.json.decode(state_file(ws).read_bytes())
+        pid = int(raw["pid"])
+        return ServerState(
+            pid=pid,
+            host=str(raw["host"]),
+            port=int(raw["port"]),
+            url=str(raw["url"]),
+            fsync=str(raw["fsync"]),
+            token_required=bool(raw["token_required"]),
+            started_at=float(raw["started_at"]),
+            alive=pid_alive(pid),
+        )
+    except (OSError, msgspec.DecodeError, KeyError, TypeError, ValueError):
+        return None
+
+
+def _health(url: str, timeout: float = 0.5) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/health", timeout=timeout) as resp:
+            return resp.status == 200
+    except (OSError, ValueError):
+        return False
+
+
+def _log_tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def start_server(
+    ws: Workspace,
+    host: str = "127.0.0.1",
+    port: int = 9471,
+    fsync: str = "batch",
+    token: str | None = None,
+    timeout: float = 10.0,
+) -> ServerState:
+    """Start `python -m trainledger.engines.capture serve` detached; return once it answers.
+
+    The token travels in the environment, not on the command line (where `ps` shows it).
+    """
+    current = server_state(ws)
+    if current is not None and current.alive:
+        raise CaptureServerError(
+            f"a capture server already runs at {current.url} (pid {current.pid}); "
+            "stop it first with: trainledger capture stop"
+        )
+    log_path = log_file(ws)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    env.pop(TOKEN_ENV, None)
+    if token:
+        env[TOKEN_ENV] = token
+    cmd = [
+        sys.executable, "-m", "trainledger.engines.capture", "serve",
+        "--workspace", str(ws.root), "--host", host, "--port", str(port), "--fsync", fsync,
+    ]  # fmt: skip
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env=env,
+            cwd=str(ws.root),
+        )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        code = proc.poll()
+        if code is not None:
+            raise CaptureServerError(
+                f"the capture server exited with code {code}:\n{_log_tail(log_path)}"
+            )
+        state = server_state(ws)
+        if state is not None and state.pid == proc.pid and _health(state.url):
+            return state
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait()
+    raise CaptureServerError(
+        f"the capture server did not answer within {timeout:g} s:\n{_log_tail(log_path)}"
+    )
+
+
+def stop_server(ws: Workspace, timeout: float = 5.0) -> bool:
+    """SIGTERM the recorded server, SIGKILL it after `timeout`; True if one was running.
+
+    A stale state file (the pid is gone) is removed.
+    """
+    state = server_state(ws)
+    path = state_file(ws)
+    if state is None:
+        return False
+    if not state.alive:
+        path.unlink(missing_ok=True)
+        return False
+    try:
+        proc = psutil.Process(state.pid)
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except psutil.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout)
+    except psutil.NoSuchProcess:
+        pass
+    _reap(state.pid)
+    path.unlink(missing_ok=True)  # the server removes it itself on a clean exit
+    return True
+
+
+def _reap(pid: int) -> None:
+    """Collect the exit status if we are the parent, so no zombie is left behind."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def fetch_stats(
+    state: ServerState, token: str | None = None, timeout: float = 1.0
+) -> dict[str, Any] | None:
+    """The server's `/stats`, or None on any failure."""
+    req = urllib.request.Request(f"{state.url}/stats")
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            data = json.loads(resp.read())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None

@@ -1,0 +1,413 @@
+"""The capture ingest server: `POST /san-frame` NDJSON in, validated lines out to the store.
+
+Devices stream schema-v2 frames here (seed 000's `http://[ip]:9471/san-frame`). Each request
+is checked (headers, size, time, UTF-8, every frame through `schema.decode_frame`), its good
+lines are appended to `san-training/<session>.jsonl` before the answer goes out, and live
+counters are kept for `GET /stats`. Bad input always gets a 4xx with a JSON reason; only a bug
+becomes a (logged) 500. The per-request path stays lean: the validation cost is benchmarked
+against a bare aiohttp server that only parses each line.
+
+Stored bytes: each accepted line is stored as received, with surrounding whitespace removed;
+a line holding a carriage return inside it is re-encoded compactly with `schema.encode_frame`
+so no reader ever sees a line break inside a frame.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import ipaddress
+import logging
+import os
+import signal
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from aiohttp import web
+from trainledger.engines.capture import schema
+from trainledger.engines.capture.store import FSYNC_MODES, SessionStore
+from trainledger.engines.workspace import (
+    InvalidId,
+    Workspace,
+    atomic_write_json,
+    validate_id,
+)
+
+log = logging.getLogger("trainledger.capture.server")
+
+MAX_BODY = 8 * 1024 * 1024
+BODY_TIMEOUT = 10.0
+KEEPALIVE_TIMEOUT = 15.0
+LINGER = 2.0
+STATE_FILE = "capture-server.json"
+FPS_WINDOW = 120
+SESSION_HEADER = "X-MotionMix-SAN-Session"
+SCHEMA_HEADER = "X-MotionMix-SAN-Schema"
+DIMS_HEADER = "X-MotionMix-SAN-Dims"
+_SCHEMA_STR = str(schema.SCHEMA_VERSION)
+_DIMS_STR = str(schema.DIMS)
+_HEADER_FIELDS = ("schema_version: ", "dims: ")
+
+_json = msgspec.json.Encoder()
+_decode = schema.decode_frame
+_FrameError = schema.FrameError
+_encode_frame = schema.encode_frame
+
+
+class Refused(Exception):
+    """A request refused as a whole: HTTP status and reason."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+def is_loopback(host: str) -> bool:
+    """True for `localhost` and loopback addresses; wildcards and other names are not."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _json_response(status: int, obj: Any) -> web.Response:
+    return web.Response(
+        status=status, body=_json.encode(obj), content_type="application/json"
+    )
+
+
+def _error(status: int, reason: str) -> web.Response:
+    return _json_response(status, {"error": reason})
+
+
+@dataclass
+class Stats:
+    """Live counters, plain ints and dicts; `/stats` serialises them as they are."""
+
+    host: str = ""
+    port: int = 0
+    fsync: str = "batch"
+    started_at: float = field(default_factory=time.time)
+    requests: int = 0
+    bad_requests: dict[str, int] = field(default_factory=dict)
+    frames_accepted: int = 0
+    frames_rejected: int = 0
+    rejects_by_reason: dict[str, int] = field(default_factory=dict)
+    bytes_in: int = 0
+    sessions: dict[str, dict[str, float]] = field(default_factory=dict)
+    fps: deque[list[int]] = field(default_factory=deque)
+
+    def bad(self, status: int) -> None:
+        key = str(status)
+        self.bad_requests[key] = self.bad_requests.get(key, 0) + 1
+
+    def count_frames(
+        self, session: str, accepted: int, reasons: list[str], now: float
+    ) -> None:
+        self.frames_accepted += accepted
+        self.frames_rejected += len(reasons)
+        for reason in reasons:
+            self.rejects_by_reason[reason] = self.rejects_by_reason.get(reason, 0) + 1
+        s = self.sessions.get(session)
+        if s is None:
+            s = self.sessions[session] = {"accepted": 0, "rejected": 0, "last_at": now}
+        s["accepted"] += accepted
+        s["rejected"] += len(reasons)
+        s["last_at"] = now
+        if accepted:
+            sec = int(now)
+            fps = self.fps
+            if fps and fps[-1][0] == sec:
+                fps[-1][1] += accepted
+            else:
+                fps.append([sec, accepted])
+                while fps[0][0] <= sec - FPS_WINDOW:
+                    fps.popleft()
+
+    def as_dict(self) -> dict[str, Any]:
+        now = time.time()
+        cutoff = int(now) - FPS_WINDOW
+        return {
+            "version": 1,
+            "started_at": self.started_at,
+            "uptime_s": now - self.started_at,
+            "host": self.host,
+            "port": self.port,
+            "fsync": self.fsync,
+            "requests": self.requests,
+            "bad_requests": self.bad_requests,
+            "frames_accepted": self.frames_accepted,
+            "frames_rejected": self.frames_rejected,
+            "rejects_by_reason": self.rejects_by_reason,
+            "bytes_in": self.bytes_in,
+            "sessions": self.sessions,
+            "recent_fps": [p for p in self.fps if p[0] > cutoff],
+        }
+
+
+STATS_KEY = web.AppKey("stats", Stats)
+STORE_KEY = web.AppKey("store", SessionStore)
+
+
+def _check_headers(request: web.Request) -> str:
+    """The session id, or Refused for a wrong content type or a missing/bad header."""
+    headers = request.headers
+    ctype = headers.get("Content-Type", "")
+    if ctype.split(";", 1)[0].strip().lower() != "application/x-ndjson":
+        raise Refused(415, f"content type must be application/x-ndjson, not {ctype!r}")
+    session = headers.get(SESSION_HEADER)
+    if not session:
+        raise Refused(400, f"{SESSION_HEADER}: missing")
+    try:
+        validate_id(session, "session id")
+    except InvalidId as exc:
+        raise Refused(400, f"{SESSION_HEADER}: {exc}") from None
+    for name, want in ((SCHEMA_HEADER, _SCHEMA_STR), (DIMS_HEADER, _DIMS_STR)):
+        got = headers.get(name)
+        if got is None or not got.strip():
+            raise Refused(400, f"{name}: missing")
+        if got.strip() != want:
+            raise Refused(400, f"{name}: must be {want}, not {got[:32]!r}")
+    return session
+
+
+async def _read_body(request: web.Request, max_body: int, timeout: float) -> bytes:
+    length = request.content_length
+    if length is not None and length > max_body:
+        raise Refused(413, f"body: {length} bytes is over the limit of {max_body}")
+    try:
+        async with asyncio.timeout(timeout):
+            return await request.read()  # client_max_size == max_body, chunked included
+    except web.HTTPRequestEntityTooLarge:
+        raise Refused(413, f"body: over the limit of {max_body} bytes") from None
+    except TimeoutError:
+        raise Refused(408, f"body: not received within {timeout:g} s") from None
+
+
+def _split(body: bytes) -> tuple[list[bytes], list[dict[str, Any]], list[str]]:
+    """Validate each line: (lines to store, rejected entries, their reasons).
+
+    Raises Refused if the body is empty, not UTF-8, or a frame disagrees with the headers.
+    """
+    if not body.strip():
+        raise Refused(400, "body: empty; send one or more frames, one per line")
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise Refused(400, f"body: invalid UTF-8 at byte offset {exc.start}") from None
+    good: list[bytes] = []
+    rejected: list[dict[str, Any]] = []
+    reasons: list[str] = []
+    for number, raw in enumerate(body.split(b"\n"), 1):
+        line = raw.strip()
+        if not line:
+            continue
+        try:
+            frame = _decode(line)
+        except _FrameError as exc:
+            reason = exc.reason
+            if reason.startswith(_HEADER_FIELDS) and not reason.endswith(": missing"):
+                raise Refused(
+                    400, f"line {number}: {reason} (disagrees with the request headers)"
+                ) from None
+            rejected.append({"line": number, "reason": reason})
+            reasons.append(reason)
+            continue
+        good.append(_encode_frame(frame) if b"\r" in line else line)
+    return good, rejected, reasons
+
+
+def make_app(
+    workspace: Workspace,
+    *,
+    token: str | None,
+    fsync: str,
+    max_body: int = MAX_BODY,
+    body_timeout: float = BODY_TIMEOUT,
+) -> web.Application:
+    """The ingest application; its store is closed (with fsync) on cleanup."""
+    if fsync not in FSYNC_MODES:
+        raise ValueError(f"fsync must be one of {', '.join(FSYNC_MODES)}")
+    store = SessionStore(workspace.captures_dir, fsync)  # type: ignore[arg-type]
+    stats = Stats(fsync=fsync)
+    want = f"Bearer {token}".encode() if token else None
+
+    @web.middleware
+    async def guard(request: web.Request, handler: Any) -> web.StreamResponse:
+        stats.requests += 1
+        try:
+            if want is not None and request.path != "/health":
+                got = request.headers.get("Authorization", "").encode(
+                    "utf-8", "replace"
+                )
+                if not hmac.compare_digest(got, want):
+                    raise Refused(401, "authorization: missing or wrong bearer token")
+            return await handler(request)
+        except Refused as exc:
+            stats.bad(exc.status)
+            resp = _error(exc.status, exc.reason)
+            if exc.status in (408, 413):
+                resp.force_close()  # the rest of the body is not going to be read
+            return resp
+        except web.HTTPException as exc:
+            stats.bad(exc.status)
+            return _error(exc.status, exc.reason)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("capture server bug on %s %s", request.method, request.path)
+            stats.bad(500)
+            return _error(500, "internal error (logged by the server)")
+
+    async def san_frame(request: web.Request) -> web.Response:
+        session = _check_headers(request)
+        body = await _read_body(request, max_body, body_timeout)
+        stats.bytes_in += len(body)
+        good, rejected, reasons = _split(body)
+        if good:
+            await store.append(session, good)
+        stats.count_frames(session, len(good), reasons, time.time())
+        status = 200 if good else 422
+        if not good:
+            stats.bad(422)
+        return _json_response(
+            status, {"session": session, "accepted": len(good), "rejected": rejected}
+        )
+
+    async def get_stats(request: web.Request) -> web.Response:
+        return _json_response(200, stats.as_dict())
+
+    async def health(request: web.Request) -> web.Response:
+        return _json_response(200, {"ok": True})
+
+    async def close_store(app: web.Application) -> None:
+        await store.close()
+
+    app = web.Application(middlewares=[guard], client_max_size=max_body)
+    app[STATS_KEY] = stats
+    app[STORE_KEY] = store
+    app.router.add_post("/san-frame", san_frame)
+    app.router.add_get("/stats", get_stats)
+    app.router.add_get("/health", health)
+    app.on_cleanup.append(close_store)
+    return app
+
+
+def state_path(workspace: Workspace) -> Path:
+    return workspace.state_dir / STATE_FILE
+
+
+async def serve(
+    host: str,
+    port: int,
+    workspace: Workspace,
+    token: str | None,
+    fsync: str,
+    ready: Callable[[str, int], None] | None = None,
+    stop: asyncio.Event | None = None,
+    max_body: int = MAX_BODY,
+    body_timeout: float = BODY_TIMEOUT,
+    write_state: bool = True,
+) -> None:
+    """Serve until `stop` is set (or SIGTERM/SIGINT), then finish in-flight requests,
+    close the store with fsync and remove the state file."""
+    if not token and not is_loopback(host):
+        raise ValueError(
+            f"refusing to listen on {host} without a token: any address other than "
+            "127.0.0.1/::1/localhost needs --token (or $TRAINLEDGER_CAPTURE_TOKEN)"
+        )
+    app = make_app(
+        workspace,
+        token=token,
+        fsync=fsync,
+        max_body=max_body,
+        body_timeout=body_timeout,
+    )
+    runner = web.AppRunner(
+        app,
+        access_log=None,
+        keepalive_timeout=KEEPALIVE_TIMEOUT,
+        lingering_time=LINGER,  # after a 408/413, drain the unread body this long, then close
+        shutdown_timeout=5.0,
+    )
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, reuse_address=True)
+    await site.start()
+    real_port = port
+    for addr in runner.addresses:
+        if isinstance(addr, tuple):
+            real_port = addr[1]
+            break
+    stats = app[STATS_KEY]
+    stats.host, stats.port = host, real_port
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    handled = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+            handled.append(sig)
+        except (RuntimeError, ValueError):  # not the main thread
+            pass
+    state_file = state_path(workspace)
+    url_host = f"[{host}]" if ":" in host else host
+    if write_state:
+        atomic_write_json(
+            state_file,
+            {
+                "pid": os.getpid(),
+                "host": host,
+                "port": real_port,
+                "url": f"http://{url_host}:{real_port}",
+                "fsync": fsync,
+                "token_required": bool(token),
+                "started_at": stats.started_at,
+            },
+        )
+    try:
+        if ready is not None:
+            ready(host, real_port)
+        await stop.wait()
+    finally:
+        for sig in handled:
+            loop.remove_signal_handler(sig)
+        await runner.cleanup()
+        if write_state:
+            _remove_own_state(state_file)
+
+
+def _remove_own_state(state_file: Path) -> None:
+    try:
+        with open(state_file, "rb") as fh:
+            if msgspec.json.decode(fh.read()).get("pid") != os.getpid():
+                return
+        os.unlink(state_file)
+    except (OSError, msgspec.DecodeError, AttributeError):
+        pass
+
+
+def run_server(
+    host: str,
+    port: int,
+    workspace: Workspace,
+    token: str | None,
+    fsync: str,
+    ready: Callable[[str, int], None] | None = None,
+    max_body: int = MAX_BODY,
+    body_timeout: float = BODY_TIMEOUT,
+) -> None:
+    """Run the server in this process until SIGTERM/SIGINT."""
+    asyncio.run(
+        serve(
+            host, port, workspace, token, fsync, ready,
+            max_body=max_body, body_timeout=body_timeout,
+        )
+    )  # fmt: skip
