@@ -17,9 +17,11 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Static, TabbedContent, TabPane
 
+from trainledger.console.panes.capture import CapturePane
 from trainledger.console.panes.curves import CurvesPane
 from trainledger.console.prefetch import Prefetch
-from trainledger.console.panes.planned import CAPTURE, PORTS, VERSIONS, PlannedPane
+from trainledger.console.panes.planned import PORTS, VERSIONS, PlannedPane
+from trainledger.console.screens.capture_session import CaptureSessionScreen
 from trainledger.console.screens.help import HelpScreen, binding_rows
 from trainledger.console.watcher import WorkspaceWatcher
 from trainledger.engines.workspace import Workspace
@@ -94,7 +96,7 @@ class TrainledgerApp(App[None]):
             with TabPane("1 Curves", id="curves"):
                 yield CurvesPane(self.workspace, clock=self.clock, prefetch=self.prefetch)
             with TabPane("2 Capture", id="capture"):
-                yield PlannedPane(CAPTURE, self.workspace.root, self.location)
+                yield CapturePane(self.workspace, clock=self.clock)
             with TabPane("3 Versions", id="versions"):
                 yield PlannedPane(VERSIONS, self.workspace.root, self.location)
             with TabPane("4 Ports", id="ports"):
@@ -110,6 +112,8 @@ class TrainledgerApp(App[None]):
             self.watcher = WorkspaceWatcher(self.workspace.root)
             for pane in self.query(CurvesPane):
                 self.watcher.subscribe(pane)
+            for capture in self.query(CapturePane):
+                self.watcher.subscribe(capture)
             for planned in self.query(PlannedPane):
                 self.watcher.subscribe(planned)
             self.run_worker(self.watcher.run(), group="watcher", exclusive=True,
@@ -142,6 +146,8 @@ class TrainledgerApp(App[None]):
             [
                 ("Global", self.BINDINGS),  # type: ignore[list-item]
                 ("Curves", CurvesPane.BINDINGS),  # type: ignore[list-item]
+                ("Capture", CapturePane.BINDINGS),  # type: ignore[list-item]
+                ("Session", CaptureSessionScreen.BINDINGS),  # type: ignore[list-item]
                 ("Help", HelpScreen.BINDINGS),  # type: ignore[list-item]
             ]
         )
@@ -157,6 +163,8 @@ class TrainledgerApp(App[None]):
             return
         for pane in self.query(CurvesPane):
             pane.restyle()
+        for capture in self.query(CapturePane):
+            capture.restyle()
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
@@ -171,6 +179,10 @@ class TrainledgerApp(App[None]):
                 assert isinstance(b, Binding)
                 action = getattr(pane, f"action_{b.action}")
                 yield SystemCommand(f"Curves: {b.description}", f"key {b.key}", action)
+        for capture in self.query(CapturePane):
+            for b in CapturePane.BINDINGS:
+                run = lambda a=b.action, c=capture: c.call_later(c.run_action, a)  # noqa: E731
+                yield SystemCommand(f"Capture: {b.description}", f"key {b.key}", run)
 
     # ------------------------------------------------------------------ scripts
     def _exit_with_summary(self) -> None:

@@ -6,10 +6,9 @@ react to messages and never poll the disk themselves.
 
 from __future__ import annotations
 
-from textual.message import Message
-
 from typing import Any
 
+from textual.message import Message
 from trainledger.engines.metrics.series import RunSeries, SeriesSnapshot
 from trainledger.engines.metrics.view import MetricView
 from trainledger.engines.workspace import RunInfo
@@ -76,3 +75,26 @@ class SystemSampled(Message):
     def __init__(self, rows: dict[str, dict[str, Any]]) -> None:
         super().__init__()
         self.rows = rows
+
+
+class CaptureScanned(Message):
+    """A worker scanned san-training/ (engines.capture.sessions); `snapshot` is immutable."""
+
+    def __init__(self, snapshot: Any) -> None:
+        super().__init__()
+        self.snapshot = snapshot  # a CaptureSnapshot
+
+
+class CaptureServerPolled(Message):
+    """A worker read the capture server's state file and, if it runs, its /stats.
+
+    `available` is False while the server engine cannot be imported.
+    """
+
+    def __init__(
+        self, state: Any, stats: dict[str, Any] | None, available: bool
+    ) -> None:
+        super().__init__()
+        self.state = state  # engines.capture.process.ServerState or None
+        self.stats = stats
+        self.available = available

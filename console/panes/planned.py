@@ -1,4 +1,4 @@
-"""Capture, Versions and Ports until their engines land: an honest empty state.
+"""Versions and Ports until their engines land: an honest empty state.
 
 Each pane says what it will show, which folder of the workspace feeds it, what is
 there now (counted live through the watcher), and which command will fill it.
@@ -28,14 +28,6 @@ class PaneSpec:
     note: str
 
 
-CAPTURE = PaneSpec(
-    "Capture",
-    "live SAN capture sessions: frames/s, accepted vs rejected by reason, latency_us, the newest frame",
-    "san-training",
-    "trainledger capture serve",
-    "The capture server is not part of this release yet; session files (schema v2 JSONL) "
-    "dropped into the folder are counted here.",
-)
 VERSIONS = PaneSpec(
     "Versions",
     "each model's versions: active, canary and its traffic %, history, checksums, rollback targets",

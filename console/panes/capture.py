@@ -1,0 +1,421 @@
+"""The Capture pane: live SAN capture sessions, the capture server's state, the newest frame.
+
+Two thread workers feed it and nothing on the UI thread touches a file or a socket:
+- a session scan (engines.capture.sessions) after each CaptureChanged from the watcher,
+  coalesced to at most SCANS_PER_S and never two at once;
+- a 1 Hz server poll (state file + /stats), re-armed only after the previous one answered.
+The pane renders by difference: a table cell is rewritten only when its text changed, the
+detail blocks only when the chosen session, the stats or the width changed.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Container
+from textual.widget import Widget
+from textual.widgets import DataTable, Static
+from trainledger.console.messages import (
+    CaptureChanged,
+    CaptureScanned,
+    CaptureServerPolled,
+)
+from trainledger.console.screens.capture_session import (
+    CaptureSessionScreen,
+    ConfirmStopServerScreen,
+)
+from trainledger.console.widgets.capture_detail import CaptureDetail, server_fps
+from trainledger.console.widgets.capture_render import human_bytes, micros
+from trainledger.console.widgets.capture_server_line import server_line, start_error
+from trainledger.engines.capture.sessions import (
+    CaptureSnapshot,
+    SessionScanner,
+    SessionSummary,
+)
+from trainledger.engines.workspace import Workspace
+
+SCANS_PER_S = 4
+LIVE_S = 5.0  # a session is live if written (or seen by the server) this recently
+SCAN_BYTES = 32 << 20  # per scan; a scan that stops there is followed by another
+COLUMNS = (("id", "session", 18), ("src", "src", 6), ("frames", "frames", 8), ("rej", "rej", 6),
+           ("fps", "fps", 5), ("p95", "p95 lat", 8), ("size", "size", 9))  # fmt: skip
+TOKEN_ENV = "TRAINLEDGER_CAPTURE_TOKEN"
+
+
+def session_fps(s: SessionSummary) -> float | None:
+    """Frames per second by the frames' own ts: the mean of the last 5 whole seconds."""
+    if not s.fps:
+        return None
+    whole = s.fps[:-1] if len(s.fps) > 1 else s.fps
+    recent = whole[-5:]
+    return sum(recent) / len(recent)
+
+
+class CapturePane(Widget):
+    """Sessions on the left (or top), the chosen session's live picture beside them."""
+
+    DEFAULT_CSS = """
+    CapturePane { height: 1fr; }
+    CapturePane #cap-server { height: auto; max-height: 3; padding: 0 1; }
+    CapturePane #cap-body { height: 1fr; layout: vertical; }
+    CapturePane #cap-sessions { height: auto; max-height: 8; }
+    CapturePane #cap-detail { height: 1fr; padding: 0 1; }
+    CapturePane.-wide #cap-body { layout: horizontal; }
+    CapturePane.-wide #cap-sessions { height: 1fr; max-height: 100%; width: 76; }
+    CapturePane #cap-mid, CapturePane #cap-bars { height: auto; }
+    CapturePane #cap-rejects, CapturePane #cap-latency { width: 1fr; height: auto; }
+    CapturePane #cap-rejects { padding-right: 1; }
+    CapturePane #cap-gestures, CapturePane #cap-cameras { width: 1fr; height: auto; }
+    CapturePane .cap-block { height: auto; }
+    """
+
+    BINDINGS: ClassVar[list[Binding]] = [
+        Binding("enter", "open_session", "Open session", id="capture.open"),
+        Binding("S", "toggle_server", "Start/stop server", id="capture.server"),
+        Binding("r", "rescan", "Rescan files", id="capture.rescan", show=False),
+        Binding(
+            "d",
+            "scroll_detail(1)",
+            "Details down",
+            id="capture.details_down",
+            show=False,
+        ),
+        Binding(
+            "u", "scroll_detail(-1)", "Details up", id="capture.details_up", show=False
+        ),
+    ]
+
+    def __init__(
+        self,
+        workspace: Workspace,
+        clock: Callable[[], float] = time.time,
+        server_port: int = 9471,
+        poll_server: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.workspace = workspace
+        self.clock = clock
+        self.server_port = server_port
+        self.poll_server = poll_server
+        self.scanner = SessionScanner(workspace.captures_dir)
+        self.snapshot: CaptureSnapshot | None = None
+        self.server_state: Any = None
+        self.stats: dict[str, Any] | None = None
+        self.server_available = True
+        self.server_polled = False
+        self.server_busy = False  # a start or stop is under way
+        self.last_error: str | None = None
+        self._rows: dict[str, tuple[str, ...]] = {}
+        self._scanning = False
+        self._scan_dirty = False
+        self._scan_timer: Any = None
+        self._last_scan_at = 0.0
+        self._server_text: Text | None = None
+        self.scans = 0  # how many scans finished (tests and benchmarks read it)
+
+    # ------------------------------------------------------------------ layout
+    def compose(self) -> ComposeResult:
+        yield Static("", id="cap-server")
+        with Container(id="cap-body"):
+            table: DataTable[str] = DataTable(
+                id="cap-sessions", cursor_type="row", zebra_stripes=False
+            )
+            for key, label, width in COLUMNS:
+                table.add_column(label, key=key, width=width)
+            yield table
+            yield CaptureDetail(id="cap-detail")
+
+    def on_mount(self) -> None:
+        self.request_scan()
+        if self.poll_server:
+            self._poll_server()
+        self._render_server()
+
+    def on_resize(self) -> None:
+        self.set_class(self.size.width >= 140, "-wide")
+        self.query_one(CaptureDetail).forget()
+        self.call_after_refresh(self._render_detail)
+
+    # ------------------------------------------------------------------ scanning
+    @on(CaptureChanged)
+    def _capture_changed(self, _: CaptureChanged) -> None:
+        self.request_scan()
+
+    def request_scan(self) -> None:
+        """Scan soon: at once if idle and the last scan is old enough, else coalesce."""
+        if self._scanning:
+            self._scan_dirty = True
+            return
+        if self._scan_timer is not None:
+            return
+        wait = self._last_scan_at + 1.0 / SCANS_PER_S - time.monotonic()
+        if wait > 0:
+            self._scan_timer = self.set_timer(wait, self._scan_now)
+        else:
+            self._scan_now()
+
+    def _scan_now(self) -> None:
+        self._scan_timer = None
+        self._scanning = True
+        self._scan_dirty = False
+        scanner = self.scanner
+
+        def work() -> None:
+            snap = None
+            try:
+                snap = scanner.scan(max_bytes=SCAN_BYTES)
+            finally:
+                self.post_message(CaptureScanned(snap))
+
+        self.run_worker(work, thread=True, group="capture-scan", exit_on_error=False,
+                        description="scan san-training/ session files")  # fmt: skip
+
+    @on(CaptureScanned)
+    def _scanned(self, message: CaptureScanned) -> None:
+        self._scanning = False
+        self._last_scan_at = time.monotonic()
+        snap: CaptureSnapshot | None = message.snapshot
+        if snap is not None:
+            self.scans += 1
+            self.snapshot = snap
+            self._sync_table()
+            self._render_detail()
+            if isinstance(self.app.screen, CaptureSessionScreen):
+                fresh = snap.get(self.app.screen.summary.id)
+                if fresh is not None:
+                    self.app.screen.show(fresh)
+            if not snap.complete:
+                self._scan_dirty = True  # more bytes wait: go on after the usual gap
+        if self._scan_dirty:
+            self.request_scan()
+
+    def action_scroll_detail(self, direction: int) -> None:
+        detail = self.query_one(CaptureDetail)
+        detail.scroll_to(
+            y=detail.scroll_y + direction * max(1, detail.size.height - 2),
+            animate=False,
+        )
+
+    def action_rescan(self) -> None:
+        self.request_scan()
+
+    # ------------------------------------------------------------------ server polling
+    def _poll_server(self) -> None:
+        ws = self.workspace
+
+        def work() -> None:
+            state = stats = None
+            available = True
+            try:
+                from trainledger.engines.capture import process
+            except ImportError:
+                available = False
+            try:
+                if available:
+                    state = process.server_state(ws)
+                    if state is not None and state.alive:
+                        stats = process.fetch_stats(
+                            state, token=os.environ.get(TOKEN_ENV)
+                        )
+            finally:
+                self.post_message(CaptureServerPolled(state, stats, available))
+
+        self.run_worker(work, thread=True, group="capture-server", exclusive=True, exit_on_error=False,
+                        description="read the capture server's state and /stats")  # fmt: skip
+
+    @on(CaptureServerPolled)
+    def _server_polled(self, message: CaptureServerPolled) -> None:
+        self.server_state = message.state
+        self.stats = message.stats
+        self.server_available = message.available
+        self.server_polled = True
+        self._render_server()
+        self._sync_table()  # "live" depends on the stats and on the clock
+        self._render_detail()
+        if self.poll_server and self.is_mounted:
+            self.set_timer(1.0, self._poll_server)
+
+    # ------------------------------------------------------------------ rendering
+    def _live(self, s: SessionSummary) -> bool:
+        now = self.clock()
+        sessions = (self.stats or {}).get("sessions") or {}
+        seen = sessions.get(s.id)
+        last_at = seen.get("last_at") if isinstance(seen, dict) else None
+        if isinstance(last_at, (int, float)) and now - float(last_at) <= LIVE_S:
+            return True
+        return now - s.mtime <= LIVE_S
+
+    def _row(self, s: SessionSummary) -> tuple[str, ...]:
+        fps = session_fps(s)
+        src = "bad id" if not s.valid_id else ("live" if self._live(s) else "file")
+        p95 = micros(s.latency[1]) if s.latency else "–"
+        return (s.id, src, f"{s.frames:,}", f"{s.rejected:,}", "–" if fps is None else f"{fps:.0f}",
+                p95, human_bytes(s.size))  # fmt: skip
+
+    def _sync_table(self) -> None:
+        if self.snapshot is None or not self.is_mounted:
+            return
+        table = self.query_one("#cap-sessions", DataTable)
+        wanted = {s.id: self._row(s) for s in self.snapshot.sessions}
+        for gone in [k for k in self._rows if k not in wanted]:
+            table.remove_row(gone)
+            del self._rows[gone]
+        keys = [key for key, _, _ in COLUMNS]
+        for sid, row in wanted.items():
+            old = self._rows.get(sid)
+            if old is None:
+                table.add_row(*row, key=sid)
+            elif old != row:
+                for col, a, b in zip(keys, old, row):
+                    if a != b:
+                        table.update_cell(sid, col, b)
+            self._rows[sid] = row
+
+    def shown_path(self, path: Path) -> str:
+        """A workspace path as the top bar spells the workspace (~ for home)."""
+        location = getattr(self.app, "location", None)
+        try:
+            rel = path.relative_to(self.workspace.root)
+        except ValueError:
+            return str(path)
+        if not location:
+            return str(path)
+        return location if str(rel) == "." else f"{location}/{rel}"
+
+    def selected(self) -> SessionSummary | None:
+        if self.snapshot is None or not self.snapshot.sessions:
+            return None
+        table = self.query_one("#cap-sessions", DataTable)
+        if (
+            table.row_count
+            and table.cursor_row is not None
+            and 0 <= table.cursor_row < table.row_count
+        ):
+            key = table.coordinate_to_cell_key((table.cursor_row, 0)).row_key.value
+            found = self.snapshot.get(str(key))
+            if found is not None:
+                return found
+        return self.snapshot.sessions[0]
+
+    def _render_server(self) -> None:
+        if not self.is_mounted:
+            return
+        text = server_line(
+            self.app, self.server_state, self.stats, self.server_available, self.server_polled,
+            self.shown_path(self.workspace.root), self.clock(), self.server_busy, self.last_error,
+        )  # fmt: skip
+        if text != self._server_text:
+            self._server_text = text
+            self.query_one("#cap-server", Static).update(text)
+
+    def _render_detail(self) -> None:
+        if not self.is_mounted:
+            return
+        s = self.selected()
+        live = s is not None and self._live(s)
+        reasons = (self.stats or {}).get("rejects_by_reason") or {}
+        empty = (f"No capture sessions in {self.shown_path(self.workspace.captures_dir)} yet. Start the server (S) "
+                 "and stream frames, or drop schema-v2 JSONL files there.")  # fmt: skip
+        fps_src = server_fps(self.stats, self.clock()) if live else None
+        self.query_one(CaptureDetail).show(
+            s, fps_src, {str(k): int(v) for k, v in reasons.items()}, empty
+        )
+
+    def restyle(self) -> None:
+        """The theme changed: colours are baked into the detail texts."""
+        self.query_one(CaptureDetail).forget()
+        self._server_text = None
+        self._render_server()
+        self._render_detail()
+
+    @on(DataTable.RowHighlighted, "#cap-sessions")
+    def _cursor_moved(self, _: DataTable.RowHighlighted) -> None:
+        self._render_detail()
+
+    # ------------------------------------------------------------------ actions
+    @on(DataTable.RowSelected, "#cap-sessions")
+    def _row_selected(self, _: DataTable.RowSelected) -> None:
+        self.action_open_session()
+
+    def action_open_session(self) -> None:
+        s = self.selected()
+        if s is None:
+            self.notify("no capture session yet", title="Capture", severity="warning")
+            return
+        self.app.push_screen(CaptureSessionScreen(s, self.shown_path(s.path)))
+
+    def action_toggle_server(self) -> None:
+        if self.server_busy:
+            self.notify(
+                "the capture server is being started or stopped", title="Capture"
+            )
+            return
+        if not self.server_available:
+            self.notify("the capture server is not available in this build", title="Capture",
+                        severity="error")  # fmt: skip
+            return
+        state = self.server_state
+        if state is not None and state.alive:
+            plan = (f"The server at {state.url} (pid {state.pid}) gets SIGTERM, then SIGKILL after 5 s.\n"
+                    "Every frame it acknowledged is already in its session file; clients "
+                    "streaming to it will get connection errors until it is started again.")  # fmt: skip
+
+            def chosen(confirmed: bool | None) -> None:
+                if confirmed:
+                    self._server_action("stop")
+
+            self.app.push_screen(ConfirmStopServerScreen(plan), chosen)
+            return
+        self._server_action("start")
+
+    def _server_action(self, what: str) -> None:
+        ws, port, app = self.workspace, self.server_port, self.app
+        where = self.shown_path(ws.root)
+        self.server_busy = True
+        self.last_error = None
+        self._render_server()
+
+        def work() -> None:
+            from trainledger.engines.capture import process
+
+            error = None
+            try:
+                if what == "start":
+                    state = process.start_server(ws, port=port)
+                    note = f"capture server at {state.url}"
+                else:
+                    stopped = process.stop_server(ws)
+                    note = (
+                        "capture server stopped"
+                        if stopped
+                        else "no capture server was running"
+                    )
+            except (process.CaptureServerError, OSError) as exc:
+                error = (
+                    start_error(str(exc), port, where) if what == "start" else str(exc)
+                )
+                note = None
+            app.call_from_thread(self._server_done, note, error)
+
+        self.run_worker(work, thread=True, group="capture-server-control", exit_on_error=False,
+                        description=f"{what} the capture server")  # fmt: skip
+
+    def _server_done(self, note: str | None, error: str | None) -> None:
+        self.server_busy = False
+        self.last_error = error
+        if error:
+            self.notify(error, title="Capture server", severity="error", timeout=12)
+        elif note:
+            self.notify(note, title="Capture server", timeout=4)
+        self._render_server()
+        if self.poll_server:
+            self._poll_server()

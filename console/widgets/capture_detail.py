@@ -1,0 +1,170 @@
+"""The Capture pane's right-hand (or lower) side: one session's live picture.
+
+frames/s over time, accepted vs rejected by reason, latency_us percentiles, and the newest
+frame (the 128-d input as shaded cells, gesture_probs and camera_scores as bars). `show()`
+re-renders only when something it draws changed, so a 1 Hz stats tick or a scan of another
+session costs a tuple comparison.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal, VerticalScroll
+from textual.widgets import Static
+from trainledger.console.styles import theme_style
+from trainledger.console.widgets.capture_render import (
+    bars,
+    column_chart,
+    input_strip,
+    micros,
+    newest_frame_facts,
+    reasons_text,
+)
+from trainledger.engines.capture.sessions import FPS_WINDOW, SessionSummary
+
+
+def server_fps(stats: dict[str, Any] | None, now: float) -> tuple[int, ...] | None:
+    """The server's `recent_fps` ([[unix_second, frames], ...]) as per-second counts up to now."""
+    recent = (stats or {}).get("recent_fps")
+    if not isinstance(recent, list) or not recent:
+        return None
+    counts: dict[int, int] = {}
+    for pair in recent:
+        if isinstance(pair, (list, tuple)) and len(pair) == 2:
+            counts[int(pair[0])] = counts.get(int(pair[0]), 0) + int(pair[1])
+    if not counts:
+        return None
+    top = max(counts)
+    if 0 <= int(now) - top < FPS_WINDOW:
+        top = int(now)  # quiet seconds since the last frame show as gaps
+    return tuple(counts.get(t, 0) for t in range(top - FPS_WINDOW + 1, top + 1))
+
+
+class CaptureDetail(VerticalScroll):
+    """Static blocks, each updated only when the session, the stats or the size changed.
+
+    Not focusable: the sessions table keeps the keys (a focusable scroller here would pull
+    the focus, and with it the tab, back to Capture when another pane is chosen)."""
+
+    can_focus = False
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._key: tuple[Any, ...] | None = None
+        self._args: tuple[Any, ...] | None = None
+
+    def on_resize(self) -> None:
+        """Widths and the chart height follow this widget's own size, not the pane's."""
+        if self._args is not None:
+            self._key = None
+            self.show(*self._args)
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="cap-fps", classes="cap-block")
+        with Horizontal(id="cap-mid"):
+            yield Static("", id="cap-rejects")
+            yield Static("", id="cap-latency")
+        yield Static("", id="cap-frame", classes="cap-block")
+        with Horizontal(id="cap-bars"):
+            yield Static("", id="cap-gestures")
+            yield Static("", id="cap-cameras")
+
+    def forget(self) -> None:
+        """Draw again on the next show() (a theme or size change)."""
+        self._key = None
+
+    def show(
+        self,
+        s: SessionSummary | None,
+        fps_src: tuple[int, ...] | None,
+        server_reasons: dict[str, int],
+        empty: str,
+    ) -> None:
+        self._args = (s, fps_src, server_reasons, empty)
+        width = self.size.width or 60
+        chart_h = max(1, min(12, self.size.height - 21))
+        key = (s.id if s else None, s.version if s else None, fps_src, width, chart_h,
+               tuple(sorted(server_reasons.items())), empty if s is None else None)  # fmt: skip
+        if key == self._key:
+            return
+        self._key = key
+        fps_w, rej_w = (
+            self.query_one("#cap-fps", Static),
+            self.query_one("#cap-rejects", Static),
+        )
+        lat_w, frame_w = (
+            self.query_one("#cap-latency", Static),
+            self.query_one("#cap-frame", Static),
+        )
+        ges_w, cam_w = (
+            self.query_one("#cap-gestures", Static),
+            self.query_one("#cap-cameras", Static),
+        )
+        muted = theme_style(self.app, "text-muted")
+        accent = theme_style(self.app, "primary")
+        warn = theme_style(self.app, "warning")
+        inner = max(20, width - 2)
+        if s is None:
+            fps_w.update(Text(empty, style=muted))
+            for w in (rej_w, lat_w, frame_w, ges_w, cam_w):
+                w.update("")
+            return
+        title = Text()
+        title.append(f"{s.id}", style="bold")
+        if fps_src is not None:
+            title.append(
+                f"  frames/s, server (all sessions), last {FPS_WINDOW} s", style=muted
+            )
+            series: tuple[int, ...] = fps_src
+        else:
+            title.append(
+                f"  frames/s by the frames' ts, last {FPS_WINDOW} s", style=muted
+            )
+            series = s.fps
+        title.append(f"  peak {max(series, default=0):,}", style=muted)
+        span = min(inner, FPS_WINDOW)
+        series = (0,) * max(0, span - len(series)) + tuple(
+            series[-span:]
+        )  # newest at the right
+        fps_w.update(
+            Text.assemble(title, "\n", column_chart(series, inner, chart_h, accent))
+        )
+        rows = [("file", r, n) for r, n in list(s.reasons.items())[:4]]
+        top_server = sorted(server_reasons.items(), key=lambda kv: (-kv[1], kv[0]))[:3]
+        rows += [("server", r, int(n)) for r, n in top_server]
+        side_by_side = inner >= 70
+        half = inner // 2 - 2 if side_by_side else inner
+        rej_w.update(Text.assemble(
+            Text(f"accepted {s.frames:,} · rejected {s.rejected:,} (file)\n", style="bold"),
+            reasons_text(rows, half, warn, muted),
+        ))  # fmt: skip
+        lat = Text("latency_us\n", style="bold")
+        if s.latency is not None:
+            p50, p95, p99 = s.latency
+            lat.append(f"p50 {micros(p50)}  p95 {micros(p95)}  p99 {micros(p99)}")
+        else:
+            lat.append("no frames yet", style=muted)
+        lat_w.update(lat)
+        self.query_one("#cap-mid").styles.layout = (
+            "horizontal" if side_by_side else "vertical"
+        )
+        frame = s.newest
+        if frame is None:
+            frame_w.update(Text("no good frame yet", style=muted))
+            ges_w.update("")
+            cam_w.update("")
+            return
+        per_row = 64 if inner >= 64 else 32
+        head = Text(f"newest frame: {newest_frame_facts(frame)}\n", style="bold")
+        head.append(f"input (128 values, −1 ▁ … █ +1, {per_row} a row)\n", style=muted)
+        frame_w.update(
+            Text.assemble(head, input_strip(frame["input"], per_row, accent))
+        )
+        bar_w = max(6, min(30, (inner // 2) - 12))
+        ges_w.update(Text.assemble(Text("gesture_probs\n", style="bold"),
+                                   bars("g", frame["gesture_probs"], bar_w, accent, muted)))  # fmt: skip
+        cam_w.update(Text.assemble(Text("camera_scores\n", style="bold"),
+                                   bars("c", frame["camera_scores"], bar_w, accent, muted)))  # fmt: skip

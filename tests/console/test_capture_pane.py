@@ -1,0 +1,288 @@
+"""The Capture pane on real workspaces: real session files, the real watcher, a real capture
+server started and stopped from the pane on an ephemeral port."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+from textual.widgets import DataTable, Static
+from trainledger.console.app import TrainledgerApp
+from trainledger.console.messages import CaptureChanged
+from trainledger.console.panes.capture import CapturePane
+from trainledger.console.screens.capture_session import (
+    CaptureSessionScreen,
+    ConfirmStopServerScreen,
+)
+from trainledger.engines.capture import process
+from trainledger.engines.workspace import Workspace, init_workspace
+
+from tests.console.conftest import settle
+
+FIXTURE = Path(__file__).parent.parent / "fixtures" / "frozen_capture" / "ws"
+
+
+def frame(i: int, **changes: object) -> dict[str, object]:
+    obj: dict[str, object] = {
+        "schema_version": 2, "dims": 128, "ts": i / 30, "frame": i, "bar": 0, "track_name": None,
+        "track_time": None, "input": [((i + k) % 9) / 4 - 1 for k in range(128)],
+        "audio_kick": [0.1] * 5, "audio_hihat": [0.2] * 5, "audio_bass": [0.3] * 5, "audio_pad": [0.4] * 5,
+        "camera_scores": [0.5] * 7, "cut_timing": 0.5, "pattern_intensity": 0.2, "pattern_variation": 0.7,
+        "phrase": [1.0, 0.0, 0.0, 0.0], "gesture_probs": [0.125] * 8, "phase": 0.1, "regime": 1,
+        "calibration_confidence": 0.9, "latency_us": 900.0,
+    }  # fmt: skip
+    obj.update(changes)
+    return obj
+
+
+def jsonl(frames: list[dict[str, object]]) -> bytes:
+    return b"".join(
+        json.dumps(f, separators=(",", ":")).encode() + b"\n" for f in frames
+    )
+
+
+@pytest.fixture
+def cap_ws(tmp_path: Path) -> Workspace:
+    dest = tmp_path / "ws"
+    shutil.copytree(FIXTURE, dest)
+    return Workspace(dest)
+
+
+def text_of(pane: CapturePane, selector: str) -> str:
+    return str(pane.query_one(selector, Static).content)
+
+
+async def until(pilot, check: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met before the deadline")
+        await pilot.pause(0.05)
+
+
+def append(path: Path, data: bytes) -> None:
+    with open(path, "ab") as f:
+        f.write(data)
+
+
+def post(req: urllib.request.Request) -> int:
+    with urllib.request.urlopen(req, timeout=5) as resp:
+        return resp.status
+
+
+def plain(renderable: object, width: int = 200) -> str:
+    console = Console(width=width, record=True, file=io.StringIO())
+    console.print(renderable)
+    return console.export_text()
+
+
+def table_rows(pane: CapturePane) -> dict[str, list[str]]:
+    table = pane.query_one("#cap-sessions", DataTable)
+    return {str(k.value): [str(c) for c in table.get_row(k)] for k in table.rows}
+
+
+async def test_sessions_detail_and_newest_frame(cap_ws: Workspace) -> None:
+    app = TrainledgerApp(cap_ws, watch=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("2")
+        await settle(pilot)
+        pane = app.query_one(CapturePane)
+        rows = table_rows(pane)
+        assert set(rows) == {"phone-0412", "studio-a", "take#2"}
+        assert rows["phone-0412"][2:4] == ["175", "5"]
+        assert rows["take#2"][1] == "bad id"
+        assert rows["studio-a"][4] == "60"  # frames/s by the frames' ts
+        frame_text = text_of(pane, "#cap-frame")
+        strip = [
+            ln for ln in frame_text.splitlines() if set(ln) <= set("▁▂▃▄▅▆▇█") and ln
+        ]
+        assert [len(ln) for ln in strip] == [64, 64]
+        assert "newest frame: frame 179" in frame_text
+        assert text_of(pane, "#cap-gestures").count("\n") == 8  # a title and 8 bars
+        assert text_of(pane, "#cap-cameras").count("\n") == 7
+        rejects = text_of(pane, "#cap-rejects")
+        assert "input: expected 128 numbers" in rejects and "ts: missing" in rejects
+        assert "p95" in text_of(pane, "#cap-latency")
+        assert "trainledger capture serve --workspace" in text_of(pane, "#cap-server")
+
+
+async def test_dropped_file_appears_with_its_rejects(cap_ws: Workspace) -> None:
+    app = TrainledgerApp(cap_ws)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("2")
+        pane = app.query_one(CapturePane)
+        await until(pilot, lambda: "studio-a" in table_rows(pane))
+        tmp = cap_ws.captures_dir / "phone-0099.tmp"
+        tmp.write_bytes(
+            jsonl(
+                [
+                    frame(0),
+                    frame(1),
+                    frame(2, input=[0.0] * 3),
+                    frame(3, latency_us="x"),
+                ]
+            )
+        )
+        os.replace(tmp, cap_ws.captures_dir / "phone-0099.jsonl")
+        await until(
+            pilot,
+            lambda: table_rows(pane).get("phone-0099", [""] * 4)[2:4] == ["2", "2"],
+        )
+        assert (
+            table_rows(pane)["phone-0099"][1] == "live"
+        )  # just written, by the app clock
+        append(
+            cap_ws.captures_dir / "phone-0099.jsonl",
+            jsonl([frame(i) for i in range(4, 10)]),
+        )
+        await until(pilot, lambda: table_rows(pane)["phone-0099"][2] == "8")
+        (cap_ws.captures_dir / "studio-a.jsonl").unlink()
+        await until(pilot, lambda: "studio-a" not in table_rows(pane))
+
+
+async def test_change_bursts_are_coalesced(cap_ws: Workspace) -> None:
+    app = TrainledgerApp(cap_ws, watch=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        pane = app.query_one(CapturePane)
+        await settle(pilot)
+        before = pane.scans
+        t0 = time.monotonic()
+        for _ in range(200):
+            pane.post_message(CaptureChanged())
+        await pilot.pause(0.6)
+        await settle(pilot)
+        elapsed = time.monotonic() - t0
+        assert 1 <= pane.scans - before <= 4 * elapsed + 2
+
+
+async def test_drill_down_shows_the_file_facts(cap_ws: Workspace) -> None:
+    app = TrainledgerApp(cap_ws, watch=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("2")
+        await settle(pilot)
+        await pilot.press("enter")  # the cursor is on phone-0412
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, CaptureSessionScreen)
+        s = screen.summary
+        assert s.id == "phone-0412" and s.frames == 175 and s.rejected == 5
+        facts = plain(screen.query_one("#session-facts", Static).content)
+        assert str(cap_ws.captures_dir / "phone-0412.jsonl") in facts.replace(
+            "\n", ""
+        ).replace(" ", "")
+        assert "275.7 KB (282,268 bytes)" in facts and "175 accepted" in facts
+        assert "0.000 … 5.967" in facts and "p95" in facts
+        rejects = plain(screen.query_one("#session-rejects", Static).content)
+        assert "input: expected 128 numbers" in rejects and "41, 42" in rejects
+        assert "ts: missing" in rejects and "121" in rejects
+        await pilot.press("escape")
+        await settle(pilot)
+        assert not isinstance(app.screen, CaptureSessionScreen)
+
+
+async def test_stale_record_after_a_crash(tmp_path: Path) -> None:
+    ws = init_workspace(tmp_path / "ws")
+    proc = _dead_pid()
+    process.state_file(ws).parent.mkdir(parents=True, exist_ok=True)
+    process.state_file(ws).write_text(json.dumps({
+        "pid": proc, "host": "127.0.0.1", "port": 9, "url": "http://127.0.0.1:9", "fsync": "batch",
+        "token_required": False, "started_at": 1.0,
+    }))  # fmt: skip
+    app = TrainledgerApp(ws, watch=False)
+    async with app.run_test(size=(120, 30)) as pilot:
+        pane = app.query_one(CapturePane)
+        await until(pilot, lambda: "stale record" in text_of(pane, "#cap-server"))
+        assert f"pid {proc}" in text_of(pane, "#cap-server")
+        assert "No capture sessions" in text_of(pane, "#cap-fps")
+
+
+def _dead_pid() -> int:
+    p = subprocess.Popen(["true"])
+    p.wait()
+    return p.pid
+
+
+async def test_start_and_stop_the_server_from_the_pane(cap_ws: Workspace) -> None:
+    app = TrainledgerApp(cap_ws)
+    try:
+        async with app.run_test(size=(120, 36)) as pilot:
+            await pilot.press("2")
+            pane = app.query_one(CapturePane)
+            pane.server_port = 0  # an ephemeral port, never 9471
+            await until(pilot, lambda: "stopped" in text_of(pane, "#cap-server"))
+            await pilot.press("S")
+            await until(
+                pilot, lambda: "● capture server" in text_of(pane, "#cap-server"), 20
+            )
+            state = process.server_state(cap_ws)
+            assert state is not None and state.alive
+            req = urllib.request.Request(
+                f"{state.url}/san-frame", data=jsonl([frame(0), frame(1)]),
+                headers={"Content-Type": "application/x-ndjson", "X-MotionMix-SAN-Session": "live-1",
+                         "X-MotionMix-SAN-Schema": "2", "X-MotionMix-SAN-Dims": "128"},
+            )  # fmt: skip
+            assert post(req) == 200
+            await until(
+                pilot,
+                lambda: table_rows(pane).get("live-1", ["", ""])[1:3] == ["live", "2"],
+            )
+            await until(pilot, lambda: "2 accepted" in text_of(pane, "#cap-server"))
+            await pilot.press("S")
+            await until(pilot, lambda: isinstance(app.screen, ConfirmStopServerScreen))
+            await pilot.press("y")
+            await until(pilot, lambda: "stopped" in text_of(pane, "#cap-server"), 20)
+            assert process.server_state(cap_ws) is None
+            assert not process.pid_alive(state.pid)
+    finally:
+        process.stop_server(cap_ws)
+
+
+async def test_start_on_a_busy_port_says_which_and_how_to_pick_another(
+    cap_ws: Workspace,
+) -> None:
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    port = busy.getsockname()[1]
+    app = TrainledgerApp(cap_ws, watch=False)
+    try:
+        async with app.run_test(size=(120, 36)) as pilot:
+            pane = app.query_one(CapturePane)
+            pane.server_port = port
+            await pilot.press("2")
+            await until(pilot, lambda: "stopped" in text_of(pane, "#cap-server"))
+            await pilot.press("S")
+            await until(pilot, lambda: pane.last_error is not None, 20)
+            assert f"port {port} is already in use" in pane.last_error
+            assert f"--port {port + 1}" in pane.last_error
+            assert "already in use" in text_of(pane, "#cap-server")
+    finally:
+        busy.close()
+        process.stop_server(cap_ws)
+
+
+async def test_capture_keys_in_help_and_palette(cap_ws: Workspace) -> None:
+    app = TrainledgerApp(cap_ws, watch=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        rows = {(where, does) for where, _, does in app.help_rows()}
+        for b in CapturePane.BINDINGS:
+            assert ("Capture", b.description) in rows
+        titles = {c.title for c in app.get_system_commands(app.screen)}
+        assert (
+            "Capture: Start/stop server" in titles and "Capture: Open session" in titles
+        )
+        assert {b.id for b in CapturePane.BINDINGS} >= {
+            "capture.open",
+            "capture.server",
+        }
