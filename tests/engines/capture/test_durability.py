@@ -1,0 +1,185 @@
+"""The server as a real background process: every acknowledged frame survives `kill -9`,
+concurrent writers never interleave partial lines, and start/status/stats/stop round-trip."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from trainledger.engines.capture.process import (
+    CaptureServerError,
+    ServerState,
+    fetch_stats,
+    log_file,
+    server_state,
+    start_server,
+    state_file,
+    stop_server,
+)
+from trainledger.engines.capture.schema import decode_frame
+from trainledger.engines.workspace import Workspace
+
+from .conftest import HEADERS, line
+
+
+class Poster(threading.Thread):
+    """Posts `batch`-frame requests on one keep-alive connection until the server dies,
+    recording the frame numbers of every acknowledged request."""
+
+    def __init__(self, state: ServerState, session: str, base: int, batch: int) -> None:
+        super().__init__(daemon=True)
+        self.state, self.session, self.base, self.batch = state, session, base, batch
+        self.acked: list[int] = []
+
+    def run(self) -> None:
+        conn = http.client.HTTPConnection(self.state.host, self.state.port, timeout=5)
+        headers = dict(HEADERS, **{"X-MotionMix-SAN-Session": self.session})
+        n = self.base
+        try:
+            while True:
+                ids = list(range(n, n + self.batch))
+                conn.request(
+                    "POST", "/san-frame", b"\n".join(line(i) for i in ids), headers
+                )
+                resp = conn.getresponse()
+                data = json.loads(resp.read())
+                assert resp.status == 200 and data["accepted"] == self.batch
+                self.acked.extend(ids)
+                n += self.batch
+        except (OSError, http.client.HTTPException):
+            return  # the server was killed
+
+
+def _wait_for(cond, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.01)
+
+
+def _file_frames(path: Path) -> list[int]:
+    """Frame numbers in a session file; fails if any line is not a whole frame."""
+    raw = path.read_bytes()
+    assert raw.endswith(b"\n")
+    return [decode_frame(x).frame for x in raw.split(b"\n")[:-1]]
+
+
+@pytest.mark.parametrize("fsync", ["off", "batch"])
+def test_every_acknowledged_frame_survives_kill_9(ws: Workspace, fsync: str) -> None:
+    state = start_server(ws, port=0, fsync=fsync)
+    poster = Poster(state, "dur", 0, 5)
+    poster.start()
+    _wait_for(lambda: len(poster.acked) >= 500)
+    os.kill(state.pid, signal.SIGKILL)
+    poster.join(10)
+    assert not poster.is_alive()
+    on_disk = _file_frames(ws.captures_dir / "dur.jsonl")
+    assert set(poster.acked) <= set(on_disk)
+    assert len(on_disk) == len(set(on_disk))
+    after = server_state(ws)
+    assert (
+        after is not None and after.pid == state.pid and not after.alive
+    )  # stale file
+    assert stop_server(ws) is False
+    assert not state_file(ws).exists()
+
+
+def test_two_clients_one_session_no_partial_lines_after_kill_9(ws: Workspace) -> None:
+    state = start_server(ws, port=0, fsync="off")
+    posters = [Poster(state, "shared", base, 60) for base in (0, 10_000_000)]
+    for p in posters:
+        p.start()
+    _wait_for(lambda: all(len(p.acked) >= 1200 for p in posters))
+    os.kill(state.pid, signal.SIGKILL)
+    for p in posters:
+        p.join(10)
+    on_disk = _file_frames(ws.captures_dir / "shared.jsonl")  # every line parses
+    assert set(posters[0].acked) | set(posters[1].acked) <= set(on_disk)
+    # each request's 60 lines are contiguous and in order
+    for i in range(0, len(on_disk), 60):
+        block = on_disk[i : i + 60]
+        assert block == list(range(block[0], block[0] + len(block)))
+
+
+def test_restart_after_kill_9_appends_on_a_fresh_line(ws: Workspace) -> None:
+    path = ws.captures_dir / "resume.jsonl"
+    path.write_bytes(line(1) + b"\n" + line(2)[:50])  # a torn last line from a crash
+    state = start_server(ws, port=0, fsync="always")
+    conn = http.client.HTTPConnection(state.host, state.port, timeout=5)
+    conn.request(
+        "POST",
+        "/san-frame",
+        line(3),
+        dict(HEADERS, **{"X-MotionMix-SAN-Session": "resume"}),
+    )
+    assert conn.getresponse().status == 200
+    conn.close()
+    assert stop_server(ws) is True
+    lines = path.read_bytes().split(b"\n")
+    assert lines == [line(1), line(2)[:50], line(3), b""]
+
+
+def test_start_status_stats_stop_round_trip(ws: Workspace) -> None:
+    state = start_server(ws, port=0, fsync="always", token="tok")
+    try:
+        assert state.alive and state.port > 0 and state.fsync == "always"
+        assert state.url == f"http://127.0.0.1:{state.port}" and state.token_required
+        recorded = json.loads(state_file(ws).read_text())
+        assert set(recorded) == {
+            "pid",
+            "host",
+            "port",
+            "url",
+            "fsync",
+            "token_required",
+            "started_at",
+        }
+        assert server_state(ws) == state
+        with pytest.raises(CaptureServerError, match="already runs"):
+            start_server(ws, port=0)
+        assert fetch_stats(state) is None  # the token is needed for /stats
+        stats = fetch_stats(state, "tok")
+        assert (
+            stats is not None
+            and stats["port"] == state.port
+            and stats["fsync"] == "always"
+        )
+        out = subprocess.run(
+            [sys.executable, "-m", "trainledger.engines.capture", "status", "--workspace", str(ws.root), "--token", "tok"],
+            check=False, capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        assert state.url in out.stdout and "frames accepted 0" in out.stdout
+    finally:
+        assert stop_server(ws) is True
+    assert server_state(ws) is None
+    assert not state_file(ws).exists()
+    log = log_file(ws).read_text()
+    assert f"listening on {state.url}" in log and "Traceback" not in log
+    assert fetch_stats(state, "tok") is None
+
+
+def test_start_failure_reports_the_log(ws: Workspace) -> None:
+    with pytest.raises(
+        CaptureServerError, match="refusing to listen on 0.0.0.0 without a token"
+    ):
+        start_server(ws, host="0.0.0.0", port=0)
+    assert server_state(ws) is None
+
+
+def test_cli_refuses_public_bind_without_token(ws: Workspace) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "TRAINLEDGER_CAPTURE_TOKEN"}
+    out = subprocess.run(
+        [sys.executable, "-m", "trainledger.engines.capture", "serve", "--host", "::", "--port", "0", "--workspace", str(ws.root)],
+        check=False, capture_output=True, text=True, timeout=30, env=env,
+    )  # fmt: skip
+    assert out.returncode == 2
+    assert "without a token" in out.stderr
