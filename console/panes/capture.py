@@ -326,8 +326,18 @@ class CapturePane(Widget):
         empty = (f"No capture sessions in {self.shown_path(self.workspace.captures_dir)} yet. Start the server (S) "
                  "and stream frames, or drop schema-v2 JSONL files there.")  # fmt: skip
         fps_src = server_fps(self.stats, self.clock()) if live else None
+        seen = (
+            ((self.stats or {}).get("sessions") or {}).get(s.id)
+            if s is not None
+            else None
+        )
+        counts = (
+            (int(seen.get("accepted", 0)), int(seen.get("rejected", 0)))
+            if isinstance(seen, dict)
+            else None
+        )
         self.query_one(CaptureDetail).show(
-            s, fps_src, {str(k): int(v) for k, v in reasons.items()}, empty
+            s, fps_src, {str(k): int(v) for k, v in reasons.items()}, empty, counts
         )
 
     def restyle(self) -> None:

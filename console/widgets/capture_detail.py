@@ -82,12 +82,14 @@ class CaptureDetail(VerticalScroll):
         fps_src: tuple[int, ...] | None,
         server_reasons: dict[str, int],
         empty: str,
+        server_session: tuple[int, int] | None = None,
     ) -> None:
-        self._args = (s, fps_src, server_reasons, empty)
+        """`server_session`: (accepted, rejected) of this session by the running server's /stats."""
+        self._args = (s, fps_src, server_reasons, empty, server_session)
         width = self.size.width or 60
         chart_h = max(1, min(12, self.size.height - 21))
         key = (s.id if s else None, s.version if s else None, fps_src, width, chart_h,
-               tuple(sorted(server_reasons.items())), empty if s is None else None)  # fmt: skip
+               tuple(sorted(server_reasons.items())), empty if s is None else None, server_session)  # fmt: skip
         if key == self._key:
             return
         self._key = key
@@ -137,10 +139,13 @@ class CaptureDetail(VerticalScroll):
         rows += [("server", r, int(n)) for r, n in top_server]
         side_by_side = inner >= 70
         half = inner // 2 - 2 if side_by_side else inner
-        rej_w.update(Text.assemble(
-            Text(f"accepted {s.frames:,} · rejected {s.rejected:,} (file)\n", style="bold"),
-            reasons_text(rows, half, warn, muted),
-        ))  # fmt: skip
+        head = Text(
+            f"accepted {s.frames:,} · rejected {s.rejected:,} (file)\n", style="bold"
+        )
+        if server_session is not None:
+            head.append(f"server, this session: {server_session[0]:,} accepted · "
+                        f"{server_session[1]:,} rejected\n", style=muted)  # fmt: skip
+        rej_w.update(Text.assemble(head, reasons_text(rows, half, warn, muted)))
         lat = Text("latency_us\n", style="bold")
         if s.latency is not None:
             p50, p95, p99 = s.latency

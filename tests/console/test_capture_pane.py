@@ -86,6 +86,10 @@ def plain(renderable: object, width: int = 200) -> str:
     return console.export_text()
 
 
+def table_rows_order(pane: CapturePane) -> list[str]:
+    return [str(k.value) for k in pane.query_one("#cap-sessions", DataTable).rows]
+
+
 def table_rows(pane: CapturePane) -> dict[str, list[str]]:
     table = pane.query_one("#cap-sessions", DataTable)
     return {str(k.value): [str(c) for c in table.get_row(k)] for k in table.rows}
@@ -237,6 +241,20 @@ async def test_start_and_stop_the_server_from_the_pane(cap_ws: Workspace) -> Non
                 lambda: table_rows(pane).get("live-1", ["", ""])[1:3] == ["live", "2"],
             )
             await until(pilot, lambda: "2 accepted" in text_of(pane, "#cap-server"))
+            pane.query_one("#cap-sessions", DataTable).move_cursor(
+                row=table_rows_order(pane).index("live-1")
+            )
+            await until(
+                pilot,
+                lambda: (
+                    "server, this session: 2 accepted · 0 rejected"
+                    in text_of(pane, "#cap-rejects")
+                ),
+            )
+            await until(
+                pilot,
+                lambda: "frames/s, server (all sessions)" in text_of(pane, "#cap-fps"),
+            )
             await pilot.press("S")
             await until(pilot, lambda: isinstance(app.screen, ConfirmStopServerScreen))
             await pilot.press("y")
