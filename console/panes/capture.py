@@ -32,9 +32,13 @@ from trainledger.console.screens.capture_session import (
     CaptureSessionScreen,
     ConfirmStopServerScreen,
 )
-from trainledger.console.widgets.capture_detail import CaptureDetail, server_fps
-from trainledger.console.widgets.capture_render import human_bytes, micros
+from trainledger.console.widgets.capture_detail import (
+    CaptureDetail,
+    server_fps,
+    server_only_session,
+)
 from trainledger.console.widgets.capture_server_line import server_line, start_error
+from trainledger.console.widgets.capture_table import CaptureTable
 from trainledger.engines.capture.sessions import (
     CaptureSnapshot,
     SessionScanner,
@@ -45,18 +49,7 @@ from trainledger.engines.workspace import Workspace
 SCANS_PER_S = 4
 LIVE_S = 5.0  # a session is live if written (or seen by the server) this recently
 SCAN_BYTES = 32 << 20  # per scan; a scan that stops there is followed by another
-COLUMNS = (("id", "session", 18), ("src", "src", 6), ("frames", "frames", 8), ("rej", "rej", 6),
-           ("fps", "fps", 5), ("p95", "p95 lat", 8), ("size", "size", 9))  # fmt: skip
 TOKEN_ENV = "TRAINLEDGER_CAPTURE_TOKEN"
-
-
-def session_fps(s: SessionSummary) -> float | None:
-    """Frames per second by the frames' own ts: the mean of the last 5 whole seconds."""
-    if not s.fps:
-        return None
-    whole = s.fps[:-1] if len(s.fps) > 1 else s.fps
-    recent = whole[-5:]
-    return sum(recent) / len(recent)
 
 
 class CapturePane(Widget):
@@ -114,7 +107,6 @@ class CapturePane(Widget):
         self.server_polled = False
         self.server_busy = False  # a start or stop is under way
         self.last_error: str | None = None
-        self._rows: dict[str, tuple[str, ...]] = {}
         self._scanning = False
         self._scan_dirty = False
         self._scan_timer: Any = None
@@ -126,12 +118,7 @@ class CapturePane(Widget):
     def compose(self) -> ComposeResult:
         yield Static("", id="cap-server")
         with Container(id="cap-body"):
-            table: DataTable[str] = DataTable(
-                id="cap-sessions", cursor_type="row", zebra_stripes=False
-            )
-            for key, label, width in COLUMNS:
-                table.add_column(label, key=key, width=width)
-            yield table
+            yield CaptureTable(id="cap-sessions")
             yield CaptureDetail(id="cap-detail")
 
     def on_mount(self) -> None:
@@ -254,31 +241,29 @@ class CapturePane(Widget):
             return True
         return now - s.mtime <= LIVE_S
 
-    def _row(self, s: SessionSummary) -> tuple[str, ...]:
-        fps = session_fps(s)
-        src = "bad id" if not s.valid_id else ("live" if self._live(s) else "file")
-        p95 = micros(s.latency[1]) if s.latency else "–"
-        return (s.id, src, f"{s.frames:,}", f"{s.rejected:,}", "–" if fps is None else f"{fps:.0f}",
-                p95, human_bytes(s.size))  # fmt: skip
+    def merged(self) -> dict[str, SessionSummary]:
+        """The session files, then sessions the running server saw but wrote no frame for."""
+        out = (
+            {s.id: s for s in self.snapshot.sessions}
+            if self.snapshot is not None
+            else {}
+        )
+        seen = (self.stats or {}).get("sessions") or {}
+        if self.snapshot is not None and isinstance(seen, dict):
+            for sid, info in sorted(seen.items()):
+                if sid not in out and isinstance(info, dict):
+                    out[sid] = server_only_session(
+                        self.workspace.captures_dir, sid, info
+                    )
+        return out
 
     def _sync_table(self) -> None:
         if self.snapshot is None or not self.is_mounted:
             return
-        table = self.query_one("#cap-sessions", DataTable)
-        wanted = {s.id: self._row(s) for s in self.snapshot.sessions}
-        for gone in [k for k in self._rows if k not in wanted]:
-            table.remove_row(gone)
-            del self._rows[gone]
-        keys = [key for key, _, _ in COLUMNS]
-        for sid, row in wanted.items():
-            old = self._rows.get(sid)
-            if old is None:
-                table.add_row(*row, key=sid)
-            elif old != row:
-                for col, a, b in zip(keys, old, row):
-                    if a != b:
-                        table.update_cell(sid, col, b)
-            self._rows[sid] = row
+        snap = self.snapshot
+        self.query_one(CaptureTable).sync(
+            self.merged(), self._live, lambda sid: snap.get(sid) is not None
+        )
 
     def shown_path(self, path: Path) -> str:
         """A workspace path as the top bar spells the workspace (~ for home)."""
@@ -292,19 +277,14 @@ class CapturePane(Widget):
         return location if str(rel) == "." else f"{location}/{rel}"
 
     def selected(self) -> SessionSummary | None:
-        if self.snapshot is None or not self.snapshot.sessions:
+        sessions = self.merged()
+        if not sessions:
             return None
-        table = self.query_one("#cap-sessions", DataTable)
-        if (
-            table.row_count
-            and table.cursor_row is not None
-            and 0 <= table.cursor_row < table.row_count
-        ):
-            key = table.coordinate_to_cell_key((table.cursor_row, 0)).row_key.value
-            found = self.snapshot.get(str(key))
-            if found is not None:
-                return found
-        return self.snapshot.sessions[0]
+        key = self.query_one(CaptureTable).cursor_id()
+        found = sessions.get(key) if key is not None else None
+        if found is not None:
+            return found
+        return next(iter(sessions.values()))
 
     def _render_server(self) -> None:
         if not self.is_mounted:

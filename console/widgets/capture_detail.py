@@ -8,6 +8,7 @@ session costs a tuple comparison.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from rich.text import Text
@@ -41,6 +42,19 @@ def server_fps(stats: dict[str, Any] | None, now: float) -> tuple[int, ...] | No
     if 0 <= int(now) - top < FPS_WINDOW:
         top = int(now)  # quiet seconds since the last frame show as gaps
     return tuple(counts.get(t, 0) for t in range(top - FPS_WINDOW + 1, top + 1))
+
+
+def server_only_session(
+    captures_dir: Path, sid: str, info: dict[str, Any]
+) -> SessionSummary:
+    """A session in the server's /stats with no file yet: every frame it sent was rejected."""
+    rejected = int(info.get("rejected", 0))
+    return SessionSummary(
+        id=sid, path=captures_dir / f"{sid}.jsonl", valid_id=True, invalid_reason=None, size=0,
+        mtime=0.0, frames=0, rejected=rejected, reasons={}, first_rejects=(), first_ts=None,
+        last_ts=None, fps=(), latency=None, latency_range=None, newest=None, pending_bytes=0,
+        version=rejected + int(info.get("accepted", 0)),
+    )  # fmt: skip
 
 
 class CaptureDetail(VerticalScroll):

@@ -10,6 +10,7 @@ import shutil
 import socket
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +25,14 @@ from trainledger.console.screens.capture_session import (
     CaptureSessionScreen,
     ConfirmStopServerScreen,
 )
+from trainledger.console.widgets.capture_render import (
+    bars,
+    column_chart,
+    input_strip,
+    sparkline,
+)
+from trainledger.console.widgets.capture_server_line import start_error
+from trainledger.console.widgets.capture_table import CaptureTable
 from trainledger.engines.capture import process
 from trainledger.engines.workspace import Workspace, init_workspace
 
@@ -75,9 +84,14 @@ def append(path: Path, data: bytes) -> None:
         f.write(data)
 
 
-def post(req: urllib.request.Request) -> int:
-    with urllib.request.urlopen(req, timeout=5) as resp:
-        return resp.status
+def post(req: urllib.request.Request, ok: tuple[int, ...] = (200,)) -> int:
+    try:
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            status = resp.status
+    except urllib.error.HTTPError as exc:
+        status = exc.code
+    assert status in ok, status
+    return status
 
 
 def plain(renderable: object, width: int = 200) -> str:
@@ -149,7 +163,12 @@ async def test_dropped_file_appears_with_its_rejects(cap_ws: Workspace) -> None:
             cap_ws.captures_dir / "phone-0099.jsonl",
             jsonl([frame(i) for i in range(4, 10)]),
         )
+        table = pane.query_one(CaptureTable)
+        rows_before, updates_before = table.row_count, table.cell_updates
         await until(pilot, lambda: table_rows(pane)["phone-0099"][2] == "8")
+        assert (
+            table.row_count == rows_before and table.cell_updates > updates_before
+        )  # cells, no rebuild
         (cap_ws.captures_dir / "studio-a.jsonl").unlink()
         await until(pilot, lambda: "studio-a" not in table_rows(pane))
 
@@ -255,6 +274,27 @@ async def test_start_and_stop_the_server_from_the_pane(cap_ws: Workspace) -> Non
                 pilot,
                 lambda: "frames/s, server (all sessions)" in text_of(pane, "#cap-fps"),
             )
+            bad = urllib.request.Request(
+                f"{state.url}/san-frame", data=jsonl([frame(0, input=[1.0]), frame(1, ts=None)]),
+                headers={"Content-Type": "application/x-ndjson", "X-MotionMix-SAN-Session": "all-bad",
+                         "X-MotionMix-SAN-Schema": "2", "X-MotionMix-SAN-Dims": "128"},
+            )  # fmt: skip
+            post(bad, ok=(422,))
+            await until(
+                pilot,
+                lambda: (
+                    table_rows(pane).get("all-bad", [""] * 7)[1:4]
+                    == ["server", "0", "2"]
+                ),
+            )
+            pane.query_one("#cap-sessions", DataTable).move_cursor(
+                row=table_rows_order(pane).index("all-bad")
+            )
+            await until(
+                pilot,
+                lambda: "input: expected 128 numbers" in text_of(pane, "#cap-rejects"),
+            )
+            assert "server" in text_of(pane, "#cap-rejects")
             await pilot.press("S")
             await until(pilot, lambda: isinstance(app.screen, ConfirmStopServerScreen))
             await pilot.press("y")
@@ -304,3 +344,30 @@ async def test_capture_keys_in_help_and_palette(cap_ws: Workspace) -> None:
             "capture.open",
             "capture.server",
         }
+
+
+def test_cells_strip_bars_and_charts() -> None:
+    strip = input_strip([-1.0, -0.5, 0.0, 0.5, 1.0, 7.0, -7.0, 0.0], 4).plain
+    assert strip == "▁▂▄▆\n██▁▄"
+    assert (
+        bars("g", [0.0, 0.5, 2.0], 4).plain
+        == "g0 ░░░░  0.00\ng1 ██░░  0.50\ng2 ████  2.00"
+    )
+    assert sparkline([0, 5, 10], 3).plain == " ▄█"
+    assert sparkline([0, 0], 2).plain == "··"
+    tall = column_chart([0, 8, 16], 3, 2).plain.splitlines()
+    assert tall == ["  █", " ██"]
+
+
+def test_start_error_names_the_busy_port_and_another() -> None:
+    log = "old run: address already in use\n" + "\n".join(f"line {i}" for i in range(5))
+    assert "already in use" not in start_error(
+        log, 9471, "~/ws"
+    )  # an older failure in the log
+    busy = start_error(
+        "serve: cannot listen on 127.0.0.1:9471: [Errno 98] address already in use",
+        9471,
+        "~/ws",
+    )
+    assert busy.startswith("port 9471 is already in use")
+    assert "trainledger capture serve --workspace ~/ws --port 9472" in busy
