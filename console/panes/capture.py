@@ -48,7 +48,9 @@ from trainledger.engines.workspace import Workspace
 
 SCANS_PER_S = 4
 LIVE_S = 5.0  # a session is live if written (or seen by the server) this recently
-SCAN_BYTES = 32 << 20  # per scan; a scan that stops there is followed by another
+SCAN_BYTES = (
+    8 << 20
+)  # per scan (~50 ms of decoding); more waits for the next scan, so the GIL stays shared
 TOKEN_ENV = "TRAINLEDGER_CAPTURE_TOKEN"
 
 
