@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -25,8 +24,8 @@ CLOCK = 1_795_430_000.0 + 3600.0
 class FrozenCaptureApp(TrainledgerApp):
     """The console on a private copy of the fixture; every file 10 minutes old by CLOCK."""
 
-    def __init__(self) -> None:
-        dest = Path(tempfile.mkdtemp(prefix="tl-capsnap-")) / "frozen_capture"
+    def __init__(self, where: Path) -> None:
+        dest = where / "frozen_capture"
         shutil.copytree(FIXTURE, dest)
         for path in (dest / "san-training").iterdir():
             os.utime(path, (CLOCK - 600, CLOCK - 600))
@@ -51,10 +50,14 @@ async def _drill_down(pilot) -> None:
 
 
 @pytest.mark.parametrize("size", [(80, 24), (160, 48)])
-def test_capture_pane(snap_compare, size) -> None:
-    assert snap_compare(FrozenCaptureApp(), terminal_size=size, run_before=_capture)
+def test_capture_pane(snap_compare, size, tmp_path) -> None:
+    assert snap_compare(
+        FrozenCaptureApp(tmp_path), terminal_size=size, run_before=_capture
+    )
 
 
 @pytest.mark.parametrize("size", [(80, 24), (160, 48)])
-def test_capture_session_drill_down(snap_compare, size) -> None:
-    assert snap_compare(FrozenCaptureApp(), terminal_size=size, run_before=_drill_down)
+def test_capture_session_drill_down(snap_compare, size, tmp_path) -> None:
+    assert snap_compare(
+        FrozenCaptureApp(tmp_path), terminal_size=size, run_before=_drill_down
+    )
