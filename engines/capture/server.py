@@ -55,6 +55,7 @@ _HEADER_FIELDS = ("schema_version: ", "dims: ")
 
 _json = msgspec.json.Encoder()
 _decode = schema.decode_frame
+_decode_lines = msgspec.json.Decoder(schema.Frame).decode_lines
 _FrameError = schema.FrameError
 _encode_frame = schema.encode_frame
 
@@ -184,6 +185,8 @@ async def _read_body(request: web.Request, max_body: int, timeout: float) -> byt
     if length is not None and length > max_body:
         raise Refused(413, f"body: {length} bytes is over the limit of {max_body}")
     try:
+        if request.content.is_eof():  # already buffered: no timer needed
+            return await request.read()
         async with asyncio.timeout(timeout):
             return await request.read()  # client_max_size == max_body, chunked included
     except web.HTTPRequestEntityTooLarge:
@@ -192,11 +195,32 @@ async def _read_body(request: web.Request, max_body: int, timeout: float) -> byt
         raise Refused(408, f"body: not received within {timeout:g} s") from None
 
 
-def _split(body: bytes) -> tuple[list[bytes], list[dict[str, Any]], list[str]]:
-    """Validate each line: (lines to store, rejected entries, their reasons).
+def _line_count(body: bytes, most: int) -> int:
+    """Lines in `body` (a last line without a newline counts), up to `most` + 1.
+
+    bytes.find is memchr; bytes.count(b"\\n") scans several times slower.
+    """
+    count, pos, find = 0, -1, body.find
+    while count <= most:
+        pos = find(b"\n", pos + 1)
+        if pos < 0:
+            return count + (body[-1] != 10)
+        count += 1
+    return count
+
+
+def _split(body: bytes) -> tuple[bytes, int, list[dict[str, Any]], list[str]]:
+    """Validate each line: (bytes to append, frames accepted, rejected entries, reasons).
 
     Raises Refused if the body is empty, not UTF-8, or a frame disagrees with the headers.
     """
+    try:  # fast path: every line a valid frame, decoded in one call, stored byte for byte
+        n = len(_decode_lines(body))
+    except (msgspec.MsgspecError, UnicodeDecodeError):
+        pass  # msgspec raises UnicodeDecodeError for bad UTF-8 inside a string
+    else:
+        if n and b"\r" not in body and _line_count(body, n) == n:
+            return (body if body[-1] == 10 else body + b"\n"), n, [], []
     if not body.strip():
         raise Refused(400, "body: empty; send one or more frames, one per line")
     try:
@@ -222,7 +246,8 @@ def _split(body: bytes) -> tuple[list[bytes], list[dict[str, Any]], list[str]]:
             reasons.append(reason)
             continue
         good.append(_encode_frame(frame) if b"\r" in line else line)
-    return good, rejected, reasons
+    data = b"\n".join(good) + b"\n" if good else b""
+    return data, len(good), rejected, reasons
 
 
 def make_app(
@@ -271,15 +296,15 @@ def make_app(
         session = _check_headers(request)
         body = await _read_body(request, max_body, body_timeout)
         stats.bytes_in += len(body)
-        good, rejected, reasons = _split(body)
-        if good:
-            await store.append(session, good)
-        stats.count_frames(session, len(good), reasons, time.time())
-        status = 200 if good else 422
-        if not good:
+        data, accepted, rejected, reasons = _split(body)
+        if accepted:
+            await store.append_bytes(session, data)
+        stats.count_frames(session, accepted, reasons, time.time())
+        status = 200 if accepted else 422
+        if not accepted:
             stats.bad(422)
         return _json_response(
-            status, {"session": session, "accepted": len(good), "rejected": rejected}
+            status, {"session": session, "accepted": accepted, "rejected": rejected}
         )
 
     async def get_stats(request: web.Request) -> web.Response:

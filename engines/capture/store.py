@@ -115,11 +115,15 @@ class SessionStore:
 
         Returns once the bytes are in the OS page cache (and, with fsync="always", on disk).
         """
+        if lines:
+            await self.append_bytes(session_id, b"\n".join(lines) + b"\n")
+
+    async def append_bytes(self, session_id: str, data: bytes) -> None:
+        """Like `append`, for lines already joined: `data` must end with a newline."""
         if self._closed:
             raise RuntimeError("session store is closed")
-        if not lines:
-            return
-        data = b"\n".join(lines) + b"\n"
+        if not data.endswith(b"\n"):
+            raise ValueError("data must end with a newline")
         entry = self._open(session_id)
         async with entry.lock:
             _write_all(entry.fd, data)
