@@ -7,9 +7,11 @@ counters are kept for `GET /stats`. Bad input always gets a 4xx with a JSON reas
 becomes a (logged) 500. The per-request path stays lean: the validation cost is benchmarked
 against a bare aiohttp server that only parses each line.
 
-Stored bytes: each accepted line is stored as received, with surrounding whitespace removed;
-a line holding a carriage return inside it is re-encoded compactly with `schema.encode_frame`
-so no reader ever sees a line break inside a frame.
+Stored bytes: a body whose every line is a valid frame (LF endings, no blank lines) is
+appended byte for byte, plus a final newline if it lacked one. Otherwise each accepted line
+is stored as received with surrounding whitespace removed, blank lines dropped, and a line
+holding a carriage return inside it re-encoded compactly with `schema.encode_frame`, so no
+reader ever sees a line break inside a frame.
 """
 
 from __future__ import annotations

@@ -23,6 +23,41 @@ def test_single_frame_lands_byte_exactly(server: Running, ws: Workspace) -> None
     assert (ws.captures_dir / "sess-1.jsonl").read_bytes() == line(7) + b"\n"
 
 
+@pytest.mark.parametrize("final_newline", [True, False])
+def test_batch_of_60_lands_byte_for_byte(
+    server: Running, ws: Workspace, final_newline: bool
+) -> None:
+    payload = b"\n".join(line(i) for i in range(60)) + (b"\n" if final_newline else b"")
+    reply = request(server.port, payload)
+    assert reply.status == 200
+    assert reply.json() == {"session": "sess-1", "accepted": 60, "rejected": []}
+    assert (ws.captures_dir / "sess-1.jsonl").read_bytes() == payload.rstrip(
+        b"\n"
+    ) + b"\n"
+
+
+def test_valid_body_is_stored_as_sent_even_with_spaces(
+    server: Running, ws: Workspace
+) -> None:
+    spaced = json.dumps(frame(1)).encode()  # ", " and ": " separators
+    payload = b"  " + spaced + b"\n\t" + line(2) + b"  \n"
+    reply = request(server.port, payload)
+    assert reply.json()["accepted"] == 2
+    assert (ws.captures_dir / "sess-1.jsonl").read_bytes() == payload
+
+
+def test_lines_are_stripped_when_a_line_is_rejected(
+    server: Running, ws: Workspace
+) -> None:
+    payload = b"  " + line(1) + b"\n\t" + line(2) + b"  \n{}\n"
+    reply = request(server.port, payload)
+    assert reply.json()["accepted"] == 2
+    assert reply.json()["rejected"][0]["line"] == 3
+    assert (ws.captures_dir / "sess-1.jsonl").read_bytes() == line(1) + b"\n" + line(
+        2
+    ) + b"\n"
+
+
 def test_batch_of_60_with_crlf_and_blank_lines(server: Running, ws: Workspace) -> None:
     lines = [line(i) for i in range(60)]
     payload = (
