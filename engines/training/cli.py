@@ -124,14 +124,6 @@ def _load_mlx_builder(model: str) -> Any:
         if exc.name and exc.name.split(".")[0] == "mlx":
             raise CliError("--backend mlx needs the mlx package (pip install mlx, or mlx[cpu] off Apple silicon)") from None
         raise
-    if model == "san":
-        from trainledger.engines.training.mlx_san import build as build_san
-
-        return build_san
-    if model == "lora-lm":
-        from trainledger.engines.training.mlx_lora import build as build_lora
-
-        return build_lora
     return builders[model]
 
 

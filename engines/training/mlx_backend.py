@@ -140,7 +140,7 @@ class MLXTrainer:
             mx.random.seed(self.cfg.seed)
             model = self.task.build_model()
             mx.eval(model.parameters())
-            optimizer = optim.Adam(learning_rate=self.cfg.lr)
+            optimizer = optim.Adam(learning_rate=self.cfg.lr, bias_correction=True)  # as torch.optim.Adam
             shuffle = np.random.default_rng(self.cfg.seed)
             writer = MetricsWriter(
                 self.workspace,

@@ -246,7 +246,21 @@ def build_ternary_vae(opts: TaskOptions) -> MLXTernaryVAETask:
 
 
 # the models that run on --backend mlx, by name (a subset of models.MODELS)
+def build_san(opts: TaskOptions) -> Any:
+    from trainledger.engines.training.mlx_san import build
+
+    return build(opts)
+
+
+def build_lora_lm(opts: TaskOptions) -> Any:
+    from trainledger.engines.training.mlx_lora import build
+
+    return build(opts)
+
+
 MLX_MODELS: dict[str, Callable[[TaskOptions], Any]] = {
     "lvm-gru": build_lvm_gru,
     "ternary-vae": build_ternary_vae,
+    "san": build_san,
+    "lora-lm": build_lora_lm,
 }
