@@ -51,10 +51,14 @@ def log_file(ws: Workspace) -> Path:
     return ws.state_dir / "logs" / LOG_FILE
 
 
-def pid_alive(pid: int) -> bool:
-    """True if `pid` runs and is not a zombie."""
+def pid_alive(pid: int, started_at: float | None = None) -> bool:
+    """True if `pid` runs, is not a zombie, and (given `started_at`) is not a newer
+    process that reused the pid of a server killed with -9."""
     try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        proc = psutil.Process(pid)
+        if started_at is not None and proc.create_time() > started_at + 1.0:
+            return False
+        return proc.status() != psutil.STATUS_ZOMBIE
     except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
         return False
 
@@ -64,6 +68,7 @@ def server_state(ws: Workspace) -> ServerState | None:
     try:
         raw = msgspec.json.decode(state_file(ws).read_bytes())
         pid = int(raw["pid"])
+        started_at = float(raw["started_at"])
         return ServerState(
             pid=pid,
             host=str(raw["host"]),
@@ -71,8 +76,8 @@ def server_state(ws: Workspace) -> ServerState | None:
             url=str(raw["url"]),
             fsync=str(raw["fsync"]),
             token_required=bool(raw["token_required"]),
-            started_at=float(raw["started_at"]),
-            alive=pid_alive(pid),
+            started_at=started_at,
+            alive=pid_alive(pid, started_at),
         )
     except (OSError, msgspec.DecodeError, KeyError, TypeError, ValueError):
         return None

@@ -300,7 +300,15 @@ def make_app(
         stats.bytes_in += len(body)
         data, accepted, rejected, reasons = _split(body)
         if accepted:
-            await store.append_bytes(session, data)
+            try:
+                await store.append_bytes(session, data)
+            except (
+                OSError
+            ) as exc:  # disk full, read-only: not acknowledged, the client retries
+                log.error("capture store: cannot append to %s: %s", session, exc)
+                raise Refused(
+                    503, f"store: cannot write the session file: {exc.strerror}"
+                ) from None
         stats.count_frames(session, accepted, reasons, time.time())
         status = 200 if accepted else 422
         if not accepted:

@@ -183,3 +183,21 @@ def test_cli_refuses_public_bind_without_token(ws: Workspace) -> None:
     )  # fmt: skip
     assert out.returncode == 2
     assert "without a token" in out.stderr
+
+
+def test_a_reused_pid_is_not_taken_for_the_server(ws: Workspace) -> None:
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        state_file(ws).parent.mkdir(parents=True, exist_ok=True)
+        state_file(ws).write_text(json.dumps({
+            "pid": other.pid, "host": "127.0.0.1", "port": 1, "url": "http://127.0.0.1:1",
+            "fsync": "batch", "token_required": False, "started_at": time.time() - 100,
+        }))  # fmt: skip
+        state = server_state(ws)
+        assert state is not None and state.pid == other.pid and not state.alive
+        assert stop_server(ws) is False  # stale: the file goes, the other process stays
+        assert not state_file(ws).exists()
+        assert other.poll() is None
+    finally:
+        other.kill()
+        other.wait()

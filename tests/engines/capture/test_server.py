@@ -239,3 +239,13 @@ def test_keep_alive_connection_serves_many_requests(
         assert json.loads(resp.read())["accepted"] == 1
     conn.close()
     assert len((ws.captures_dir / "sess-1.jsonl").read_bytes().splitlines()) == 30
+
+
+def test_store_failure_is_503_and_not_acknowledged(
+    server: Running, ws: Workspace
+) -> None:
+    (ws.captures_dir / "blocked.jsonl").mkdir()  # the session file cannot be opened
+    reply = request(server.port, body(line(0)), {"X-MotionMix-SAN-Session": "blocked"})
+    assert reply.status == 503
+    assert reply.json()["error"].startswith("store: cannot write the session file")
+    assert request(server.port, body(line(1))).status == 200  # other sessions carry on
