@@ -13,17 +13,16 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import psutil
-from trainledger.engines.capture.server import STATE_FILE
 from trainledger.engines.workspace import Workspace
 
 TOKEN_ENV = "TRAINLEDGER_CAPTURE_TOKEN"
+STATE_FILE = "capture-server.json"  # written by the server (server.py) once it listens
 LOG_FILE = "capture-server.log"
 
 
@@ -84,6 +83,8 @@ def server_state(ws: Workspace) -> ServerState | None:
 
 
 def _health(url: str, timeout: float = 0.5) -> bool:
+    import urllib.request  # lazily: the console imports this module at start
+
     try:
         with urllib.request.urlopen(f"{url}/health", timeout=timeout) as resp:
             return resp.status == 200
@@ -193,6 +194,8 @@ def fetch_stats(
     state: ServerState, token: str | None = None, timeout: float = 1.0
 ) -> dict[str, Any] | None:
     """The server's `/stats`, or None on any failure."""
+    import urllib.request
+
     req = urllib.request.Request(f"{state.url}/stats")
     if token:
         req.add_header("Authorization", f"Bearer {token}")

@@ -32,6 +32,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 from trainledger.engines.capture import schema
+from trainledger.engines.capture.process import STATE_FILE
 from trainledger.engines.capture.store import FSYNC_MODES, SessionStore
 from trainledger.engines.workspace import (
     InvalidId,
@@ -46,7 +47,6 @@ MAX_BODY = 8 * 1024 * 1024
 BODY_TIMEOUT = 10.0
 KEEPALIVE_TIMEOUT = 15.0
 LINGER = 2.0
-STATE_FILE = "capture-server.json"
 FPS_WINDOW = 120
 SESSION_HEADER = "X-MotionMix-SAN-Session"
 SCHEMA_HEADER = "X-MotionMix-SAN-Schema"
