@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from trainledger.engines.capture.store import FSYNC_MODES
-from trainledger.engines.workspace import resolve_workspace
+from trainledger.engines.workspace import InvalidId, NotAWorkspace, resolve_workspace
 
 DEFAULT_PORT = 9471
 TOKEN_ENV = "TRAINLEDGER_CAPTURE_TOKEN"
@@ -143,12 +143,13 @@ def _stop(args: argparse.Namespace) -> int:
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    if args.command == "serve":
-        return _serve(args)
-    if args.command == "status":
-        return _status(args)
-    if args.command == "stop":
-        return _stop(args)
+    commands = {"serve": _serve, "status": _status, "stop": _stop}
+    if args.command in commands:
+        try:
+            return commands[args.command](args)
+        except (NotAWorkspace, NotADirectoryError, InvalidId) as exc:
+            print(f"trainledger capture {args.command}: {exc}", file=sys.stderr)
+            return 2
     send = _send_module()
     if send is not None:
         result = send.run_send(args)

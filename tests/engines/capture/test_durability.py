@@ -201,3 +201,38 @@ def test_a_reused_pid_is_not_taken_for_the_server(ws: Workspace) -> None:
     finally:
         other.kill()
         other.wait()
+
+
+def test_foreground_serve_prints_its_url_and_exits_cleanly_on_sigterm(
+    ws: Workspace,
+) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "TRAINLEDGER_CAPTURE_TOKEN"}
+    cmd = [sys.executable, "-m", "trainledger.engines.capture", "serve", "--port", "0",
+           "--workspace", str(ws.root), "--fsync", "always"]  # fmt: skip
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
+    try:
+        _wait_for(lambda: (s := server_state(ws)) is not None and s.pid == proc.pid)
+        state = server_state(ws)
+        assert state is not None and state.alive and state.fsync == "always"
+        conn = http.client.HTTPConnection(state.host, state.port, timeout=5)
+        conn.request("POST", "/san-frame", line(5), HEADERS)
+        assert conn.getresponse().status == 200
+        conn.close()
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert f"listening on {state.url}" in out
+    assert str(ws.captures_dir) in out and "fsync: always" in out and "curl" in out
+    assert not state_file(ws).exists()
+    assert (ws.captures_dir / "sess-1.jsonl").read_bytes() == line(5) + b"\n"
+    stop = subprocess.run(
+        [sys.executable, "-m", "trainledger.engines.capture", "stop", "--workspace", str(ws.root)],
+        check=False, capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert stop.returncode == 1 and "no capture server" in stop.stdout
