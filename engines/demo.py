@@ -1,8 +1,10 @@
-"""Process control for `trainledger demo`: a demo workspace and paced ternary-VAE trainers.
+"""Process control for `trainledger demo`: a demo workspace, paced ternary-VAE trainers, and
+a live capture stream (a capture server on a free port fed by a synthetic sender).
 
 Each trainer runs as `python -m trainledger.engines.training` in a session of its own, logs
 to <workspace>/.trainledger/logs/<run-id>.log, stops cleanly on SIGTERM and exits by itself
 when its parent dies. Nothing here imports torch, so starting a trainer returns at once.
+The capture sender lives the same way; the server is stopped through capture.process.
 """
 
 from __future__ import annotations
@@ -13,12 +15,23 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Self
 
 from trainledger.engines.metrics.writer import new_run_id
-from trainledger.engines.workspace import Workspace, default_demo_dir, init_workspace, validate_id
+from trainledger.engines.workspace import (
+    Workspace,
+    default_demo_dir,
+    init_workspace,
+    validate_id,
+)
+
+if TYPE_CHECKING:
+    from trainledger.engines.capture.process import ServerState
 
 MODEL = "ternary-vae"
+CAPTURE_RATE = 30.0  # frames per second, a phone's camera rate
+CAPTURE_BAD_EVERY = 97  # a broken line about every 3 s: the Capture pane shows rejects
+CAPTURE_LOG = "capture-stream.log"
 
 # About 4 minutes on one core: best val/loss near epoch 5, the β/LR phase change spikes the
 # loss at epoch 50, early stop ~100 epochs after the best. 139 steps per epoch at 64 steps/s
@@ -33,7 +46,18 @@ DEMO_CONFIG: dict[str, Any] = {
     "phase_epoch": 50,
     "pace": 64.0,
 }
-OPTIONS = ("epochs", "batch_size", "lr", "seed", "patience", "log_every", "phase_epoch", "pace", "threads", "name")
+OPTIONS = (
+    "epochs",
+    "batch_size",
+    "lr",
+    "seed",
+    "patience",
+    "log_every",
+    "phase_epoch",
+    "pace",
+    "threads",
+    "name",
+)
 
 
 def prepare_demo_workspace(path: Path | None = None) -> Workspace:
@@ -41,22 +65,29 @@ def prepare_demo_workspace(path: Path | None = None) -> Workspace:
 
 
 class DemoProcesses:
-    """The trainers started for one demo session; stop_all() ends every one of them."""
+    """The trainers and the capture stream started for one demo session; stop_all() ends them."""
 
     def __init__(self, ws: Workspace) -> None:
         self.ws = ws
         self._procs: list[subprocess.Popen[bytes]] = []
         self._run_ids: dict[int, str] = {}
+        self._sender: subprocess.Popen[bytes] | None = None
+        self._capture: ServerState | None = None
+        self.capture_session: str | None = None
 
     @property
     def logs_dir(self) -> Path:
         return self.ws.state_dir / "logs"
 
-    def start_trainer(self, run_id: str | None = None, **overrides: Any) -> subprocess.Popen[bytes]:
+    def start_trainer(
+        self, run_id: str | None = None, **overrides: Any
+    ) -> subprocess.Popen[bytes]:
         """Start one trainer with DEMO_CONFIG changed by `overrides`; returns without waiting."""
         unknown = sorted(set(overrides) - set(OPTIONS))
         if unknown:
-            raise TypeError(f"unknown trainer options: {unknown}; known: {list(OPTIONS)}")
+            raise TypeError(
+                f"unknown trainer options: {unknown}; known: {list(OPTIONS)}"
+            )
         run_id = validate_id(run_id, "run id") if run_id else self._new_run_id()
         args = [sys.executable, "-m", "trainledger.engines.training", MODEL,
                 "--workspace", str(self.ws.root), "--run-id", run_id, "--exit-with-parent"]  # fmt: skip
@@ -80,7 +111,10 @@ class DemoProcesses:
     def _new_run_id(self) -> str:
         while True:
             run_id = new_run_id(MODEL)
-            if run_id not in self._run_ids.values() and not self.ws.run_dir(run_id).exists():
+            if (
+                run_id not in self._run_ids.values()
+                and not self.ws.run_dir(run_id).exists()
+            ):
                 return run_id
 
     def run_id(self, proc: subprocess.Popen[bytes]) -> str:
@@ -92,30 +126,98 @@ class DemoProcesses:
     def running(self) -> list[subprocess.Popen[bytes]]:
         return [p for p in self._procs if p.poll() is None]
 
-    def stop_all(self, timeout: float = 5.0) -> None:
-        """SIGTERM every trainer's process group, wait up to `timeout`, then SIGKILL the rest."""
-        live = self.running()
-        for proc in live:
-            _signal_group(proc, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        for proc in live:
-            try:
-                proc.wait(max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                pass
-        for proc in live:
-            if proc.poll() is None:
-                _signal_group(proc, signal.SIGKILL)
-                try:
-                    proc.wait(5.0)
-                except subprocess.TimeoutExpired:
-                    pass
+    def start_capture(self, port: int = 0) -> ServerState:
+        """Start a capture server for the demo workspace (port 0: a free one, so the demo never
+        collides with a real server on 9471) and a sender streaming synthetic frames to it.
 
-    def __enter__(self) -> "DemoProcesses":
+        Raises CaptureServerError when the server does not start; the error is also written to
+        the stream's log, and the caller decides whether the demo goes on without capture.
+        """
+        from trainledger.engines.capture.process import (
+            CaptureServerError,
+            start_server,
+            stop_server,
+        )
+
+        if self._sender is not None and self._sender.poll() is None:
+            raise CaptureServerError("the demo's capture stream is already running")
+        self.logs_dir.mkdir(parents=True, exist_ok=True)
+        log_path = self.logs_dir / CAPTURE_LOG
+        try:
+            state = start_server(self.ws, port=port, fsync="batch")
+        except CaptureServerError as exc:
+            with open(log_path, "a") as log:
+                log.write(
+                    f"{time.strftime('%Y-%m-%d %H:%M:%S')} capture server did not start: {exc}\n"
+                )
+            raise
+        self._capture = state
+        session = time.strftime("demo-%Y%m%d-%H%M%S")
+        args = [sys.executable, "-m", "trainledger.engines.capture", "stream", "--url", state.url,
+                "--session", session, "--rate", f"{CAPTURE_RATE:g}", "--bad-every", str(CAPTURE_BAD_EVERY),
+                "--exit-with-parent"]  # fmt: skip
+        try:
+            with open(log_path, "ab") as log:
+                self._sender = subprocess.Popen(
+                    args,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                )
+        except OSError:
+            stop_server(self.ws)
+            self._capture = None
+            raise
+        self.capture_session = session
+        return state
+
+    @property
+    def capture_sender(self) -> subprocess.Popen[bytes] | None:
+        return self._sender
+
+    def stop_capture(self, timeout: float = 5.0) -> None:
+        """Stop the sender, then the server this object started (if it did)."""
+        if self._sender is not None:
+            _stop_procs([self._sender], timeout)
+        if self._capture is not None:
+            from trainledger.engines.capture.process import stop_server
+
+            stop_server(self.ws, timeout)
+            self._capture = None
+
+    def stop_all(self, timeout: float = 5.0) -> None:
+        """SIGTERM every trainer's process group, wait up to `timeout`, then SIGKILL the rest;
+        then stop the capture stream and its server."""
+        _stop_procs(self.running(), timeout)
+        self.stop_capture(timeout)
+
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop_all()
+
+
+def _stop_procs(procs: list[subprocess.Popen[bytes]], timeout: float) -> None:
+    """SIGTERM each process group, wait up to `timeout` in all, then SIGKILL the rest."""
+    live = [p for p in procs if p.poll() is None]
+    for proc in live:
+        _signal_group(proc, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for proc in live:
+        try:
+            proc.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            pass
+    for proc in live:
+        if proc.poll() is None:
+            _signal_group(proc, signal.SIGKILL)
+            try:
+                proc.wait(5.0)
+            except subprocess.TimeoutExpired:
+                pass
 
 
 def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
