@@ -334,7 +334,7 @@ def test_a_bad_stem_is_refused_before_anything_is_sent(
 def run_cli(
     *args: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "trainledger.engines.capture.cli_send", *args],
+    return subprocess.run([sys.executable, "-m", "trainledger.engines.capture", *args],
                           check=False, capture_output=True, text=True, timeout=60, env={**os.environ, **(env or {})})  # fmt: skip
 
 
@@ -384,3 +384,25 @@ def test_stream_sends_synthetic_frames_with_rejects(
     assert [f["frame"] for f in stored(ws, "live")] == [
         i for i in range(100) if i % 10 != 9
     ]
+
+
+def test_run_send_ignores_other_commands_and_main_reports_missing_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import argparse
+
+    from trainledger.engines.capture.cli_send import main, run_send
+
+    assert run_send(argparse.Namespace(command="serve")) is None
+    assert (
+        main(
+            [
+                "send",
+                str(tmp_path / "nope.jsonl"),
+                "--url",
+                f"http://127.0.0.1:{free_port()}",
+            ]
+        )
+        == 2
+    )
+    assert "no such file" in capsys.readouterr().err
