@@ -230,6 +230,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     procs = DemoProcesses(ws)
     try:
         trainer = procs.start_trainer()
+        _start_demo_capture(procs)
         from trainledger.console.app import TrainledgerApp
 
         app = TrainledgerApp(ws, theme=args.theme, origin="demo", demo=procs)
@@ -239,6 +240,19 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         return 0
     finally:
         procs.stop_all()
+
+
+def _start_demo_capture(procs: object) -> None:
+    """The demo's capture server (a free port) and a sender streaming generated frames.
+
+    The console works without them: a failure is one line on stderr and the pane says
+    how to start a server by hand."""
+    from trainledger.engines.capture.process import CaptureServerError
+
+    try:
+        procs.start_capture()  # type: ignore[attr-defined]
+    except CaptureServerError as exc:
+        print(f"trainledger demo: capture off: {exc}", file=sys.stderr)
 
 
 def _run_headless(app: object, ws: object, seconds: float, trainer_pid: int) -> int:
