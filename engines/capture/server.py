@@ -302,9 +302,7 @@ def make_app(
         if accepted:
             try:
                 await store.append_bytes(session, data)
-            except (
-                OSError
-            ) as exc:  # disk full, read-only: not acknowledged, the client retries
+            except OSError as exc:  # disk full, read-only: not acknowledged; retry
                 log.error("capture store: cannot append to %s: %s", session, exc)
                 raise Refused(
                     503, f"store: cannot write the session file: {exc.strerror}"
@@ -375,7 +373,11 @@ async def serve(
     )
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_address=True)
-    await site.start()
+    try:
+        await site.start()
+    except BaseException:
+        await runner.cleanup()  # closes the store
+        raise
     real_port = port
     for addr in runner.addresses:
         if isinstance(addr, tuple):
