@@ -104,14 +104,16 @@ def decode_frame(line: bytes | str) -> Frame:
         return _decoder.decode(line)
     except msgspec.MsgspecError as exc:
         raise FrameError(_reason(exc)) from None
+    except UnicodeDecodeError as exc:  # invalid UTF-8 inside a JSON string
+        raise FrameError(f"json: invalid UTF-8 at byte {exc.start}") from None
 
 
 def check_line(line: bytes | str) -> str | None:
     """Why `line` is not a schema-v2 frame, or None if it is."""
     try:
-        _decoder.decode(line)
-    except msgspec.MsgspecError as exc:
-        return _reason(exc)
+        decode_frame(line)
+    except FrameError as exc:
+        return exc.reason
     return None
 
 

@@ -152,10 +152,7 @@ def test_report_fields_point_at_files(exported, san_run: TrainedRun) -> None:
             assert claim["reason"], field
         else:
             assert Path(claim["source"]).exists(), field
-    assert report["optimizer"] == {
-        "value": None,
-        "reason": "run.json does not record the optimizer",
-    }
+    assert report["optimizer"]["value"] == "adam"  # recorded by the trainer in run.json
     assert (
         report["jsonl_files"]["value"] == 3
         and report["accepted_frames"]["value"] == 180
