@@ -144,7 +144,7 @@ class DemoProcesses:
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.logs_dir / CAPTURE_LOG
         try:
-            state = start_server(self.ws, port=port, fsync="batch")
+            state = start_server(self.ws, port=port, fsync="batch", exit_with_parent=True)
         except CaptureServerError as exc:
             with open(log_path, "a") as log:
                 log.write(

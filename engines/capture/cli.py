@@ -49,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--fsync", choices=FSYNC_MODES, default="batch")
     serve.add_argument("--max-body", type=int, default=8 * 1024 * 1024, metavar="BYTES")
     serve.add_argument("--body-timeout", type=float, default=10.0, metavar="SECONDS")
+    serve.add_argument("--exit-with-parent", action="store_true",
+                       help="stop when the process that started this one exits (the demo uses it)")  # fmt: skip
     status = sub.add_parser("status", help="show the recorded server and its counters")
     status.add_argument("--workspace", default=None)
     status.add_argument("--token", default=None)
@@ -91,6 +93,7 @@ def _serve(args: argparse.Namespace) -> int:
         run_server(
             args.host, args.port, ws, token, args.fsync, ready,
             max_body=args.max_body, body_timeout=args.body_timeout,
+            exit_with_parent=args.exit_with_parent,
         )  # fmt: skip
     except ValueError as exc:
         print(f"trainledger capture serve: {exc}", file=sys.stderr)

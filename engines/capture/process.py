@@ -106,8 +106,12 @@ def start_server(
     fsync: str = "batch",
     token: str | None = None,
     timeout: float = 10.0,
+    exit_with_parent: bool = False,
 ) -> ServerState:
     """Start `python -m trainledger.engines.capture serve` detached; return once it answers.
+
+    A server started from the console outlives it; with `exit_with_parent` (the demo) it
+    stops when this process exits, even by SIGKILL.
 
     The token travels in the environment, not on the command line (where `ps` shows it).
     """
@@ -127,6 +131,8 @@ def start_server(
         sys.executable, "-m", "trainledger.engines.capture", "serve",
         "--workspace", str(ws.root), "--host", host, "--port", str(port), "--fsync", fsync,
     ]  # fmt: skip
+    if exit_with_parent:
+        cmd.append("--exit-with-parent")
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
             cmd,

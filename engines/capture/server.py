@@ -349,9 +349,11 @@ async def serve(
     max_body: int = MAX_BODY,
     body_timeout: float = BODY_TIMEOUT,
     write_state: bool = True,
+    exit_with_parent: bool = False,
 ) -> None:
-    """Serve until `stop` is set (or SIGTERM/SIGINT), then finish in-flight requests,
-    close the store with fsync and remove the state file."""
+    """Serve until `stop` is set (or SIGTERM/SIGINT, or with `exit_with_parent` the process
+    that started this one exits), then finish in-flight requests, close the store with
+    fsync and remove the state file."""
     if not token and not is_loopback(host):
         raise ValueError(
             f"refusing to listen on {host} without a token: any address other than "
@@ -409,16 +411,28 @@ async def serve(
                 "started_at": stats.started_at,
             },
         )
+    watch = asyncio.create_task(_watch_parent(stop)) if exit_with_parent else None
     try:
         if ready is not None:
             ready(host, real_port)
         await stop.wait()
     finally:
+        if watch is not None:
+            watch.cancel()
         for sig in handled:
             loop.remove_signal_handler(sig)
         await runner.cleanup()
         if write_state:
             _remove_own_state(state_file)
+
+
+async def _watch_parent(stop: asyncio.Event, every: float = 0.5) -> None:
+    """Set `stop` once this process is re-parented: its starter (the demo) has died."""
+    parent = os.getppid()
+    while not stop.is_set():
+        await asyncio.sleep(every)
+        if os.getppid() != parent:
+            stop.set()
 
 
 def _remove_own_state(state_file: Path) -> None:
@@ -440,11 +454,12 @@ def run_server(
     ready: Callable[[str, int], None] | None = None,
     max_body: int = MAX_BODY,
     body_timeout: float = BODY_TIMEOUT,
+    exit_with_parent: bool = False,
 ) -> None:
-    """Run the server in this process until SIGTERM/SIGINT."""
+    """Run the server in this process until SIGTERM/SIGINT (or its parent exits)."""
     asyncio.run(
         serve(
             host, port, workspace, token, fsync, ready,
-            max_body=max_body, body_timeout=body_timeout,
+            max_body=max_body, body_timeout=body_timeout, exit_with_parent=exit_with_parent,
         )
     )  # fmt: skip

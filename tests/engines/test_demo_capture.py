@@ -77,7 +77,7 @@ def test_start_capture_streams_frames_and_stop_all_leaves_nothing(
     assert "streaming session demo-" in (procs.logs_dir / CAPTURE_LOG).read_text()
 
 
-def test_the_sender_exits_when_the_demo_process_is_killed(ws: Workspace) -> None:
+def test_sender_and_server_exit_when_the_demo_process_is_killed(ws: Workspace) -> None:
     code = (
         "import sys, time\n"
         "from trainledger.engines.demo import DemoProcesses\n"
@@ -96,11 +96,15 @@ def test_the_sender_exits_when_the_demo_process_is_killed(ws: Workspace) -> None
         parent.send_signal(signal.SIGKILL)
         parent.wait(10)
         wait_for(lambda: gone(sender_pid), 10, "the orphaned sender to exit")
+        wait_for(lambda: gone(server_pid), 10, "the orphaned server to exit")
     finally:
         if parent.poll() is None:
             parent.kill()
             parent.wait()
-    assert process.stop_server(ws) and gone(server_pid)
+        process.stop_server(ws)
+    assert process.server_state(ws) is None  # it stopped cleanly: its state file is gone
+    frames = demo_lines(ws)
+    assert frames and all(line.endswith(b"}") for line in frames)
 
 
 def test_a_server_that_cannot_start_raises_and_is_logged(ws: Workspace) -> None:
