@@ -23,9 +23,7 @@ import logging
 import os
 import signal
 import time
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +31,7 @@ import msgspec
 from aiohttp import web
 from trainledger.engines.capture import schema
 from trainledger.engines.capture.process import STATE_FILE
+from trainledger.engines.capture.stats import Stats
 from trainledger.engines.capture.store import FSYNC_MODES, SessionStore
 from trainledger.engines.workspace import (
     InvalidId,
@@ -47,7 +46,6 @@ MAX_BODY = 8 * 1024 * 1024
 BODY_TIMEOUT = 10.0
 KEEPALIVE_TIMEOUT = 15.0
 LINGER = 2.0
-FPS_WINDOW = 120
 SESSION_HEADER = "X-MotionMix-SAN-Session"
 SCHEMA_HEADER = "X-MotionMix-SAN-Schema"
 DIMS_HEADER = "X-MotionMix-SAN-Dims"
@@ -89,71 +87,6 @@ def _json_response(status: int, obj: Any) -> web.Response:
 
 def _error(status: int, reason: str) -> web.Response:
     return _json_response(status, {"error": reason})
-
-
-@dataclass
-class Stats:
-    """Live counters, plain ints and dicts; `/stats` serialises them as they are."""
-
-    host: str = ""
-    port: int = 0
-    fsync: str = "batch"
-    started_at: float = field(default_factory=time.time)
-    requests: int = 0
-    bad_requests: dict[str, int] = field(default_factory=dict)
-    frames_accepted: int = 0
-    frames_rejected: int = 0
-    rejects_by_reason: dict[str, int] = field(default_factory=dict)
-    bytes_in: int = 0
-    sessions: dict[str, dict[str, float]] = field(default_factory=dict)
-    fps: deque[list[int]] = field(default_factory=deque)
-
-    def bad(self, status: int) -> None:
-        key = str(status)
-        self.bad_requests[key] = self.bad_requests.get(key, 0) + 1
-
-    def count_frames(
-        self, session: str, accepted: int, reasons: list[str], now: float
-    ) -> None:
-        self.frames_accepted += accepted
-        self.frames_rejected += len(reasons)
-        for reason in reasons:
-            self.rejects_by_reason[reason] = self.rejects_by_reason.get(reason, 0) + 1
-        s = self.sessions.get(session)
-        if s is None:
-            s = self.sessions[session] = {"accepted": 0, "rejected": 0, "last_at": now}
-        s["accepted"] += accepted
-        s["rejected"] += len(reasons)
-        s["last_at"] = now
-        if accepted:
-            sec = int(now)
-            fps = self.fps
-            if fps and fps[-1][0] == sec:
-                fps[-1][1] += accepted
-            else:
-                fps.append([sec, accepted])
-                while fps[0][0] <= sec - FPS_WINDOW:
-                    fps.popleft()
-
-    def as_dict(self) -> dict[str, Any]:
-        now = time.time()
-        cutoff = int(now) - FPS_WINDOW
-        return {
-            "version": 1,
-            "started_at": self.started_at,
-            "uptime_s": now - self.started_at,
-            "host": self.host,
-            "port": self.port,
-            "fsync": self.fsync,
-            "requests": self.requests,
-            "bad_requests": self.bad_requests,
-            "frames_accepted": self.frames_accepted,
-            "frames_rejected": self.frames_rejected,
-            "rejects_by_reason": self.rejects_by_reason,
-            "bytes_in": self.bytes_in,
-            "sessions": self.sessions,
-            "recent_fps": [p for p in self.fps if p[0] > cutoff],
-        }
 
 
 STATS_KEY = web.AppKey("stats", Stats)

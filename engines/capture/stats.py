@@ -1,0 +1,79 @@
+"""The capture server's live counters: what `GET /stats` returns, kept as plain ints and dicts.
+
+Kept apart from the server so the per-request path reads as one function, and so the
+counters' shape (docs/formats.md, "GET /stats") lives in one place.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+FPS_WINDOW = 120  # seconds of per-second accepted-frame counts kept for `recent_fps`
+
+
+@dataclass
+class Stats:
+    """Live counters, plain ints and dicts; `/stats` serialises them as they are."""
+
+    host: str = ""
+    port: int = 0
+    fsync: str = "batch"
+    started_at: float = field(default_factory=time.time)
+    requests: int = 0
+    bad_requests: dict[str, int] = field(default_factory=dict)
+    frames_accepted: int = 0
+    frames_rejected: int = 0
+    rejects_by_reason: dict[str, int] = field(default_factory=dict)
+    bytes_in: int = 0
+    sessions: dict[str, dict[str, float]] = field(default_factory=dict)
+    fps: deque[list[int]] = field(default_factory=deque)
+
+    def bad(self, status: int) -> None:
+        key = str(status)
+        self.bad_requests[key] = self.bad_requests.get(key, 0) + 1
+
+    def count_frames(
+        self, session: str, accepted: int, reasons: list[str], now: float
+    ) -> None:
+        self.frames_accepted += accepted
+        self.frames_rejected += len(reasons)
+        for reason in reasons:
+            self.rejects_by_reason[reason] = self.rejects_by_reason.get(reason, 0) + 1
+        s = self.sessions.get(session)
+        if s is None:
+            s = self.sessions[session] = {"accepted": 0, "rejected": 0, "last_at": now}
+        s["accepted"] += accepted
+        s["rejected"] += len(reasons)
+        s["last_at"] = now
+        if accepted:
+            sec = int(now)
+            fps = self.fps
+            if fps and fps[-1][0] == sec:
+                fps[-1][1] += accepted
+            else:
+                fps.append([sec, accepted])
+                while fps[0][0] <= sec - FPS_WINDOW:
+                    fps.popleft()
+
+    def as_dict(self) -> dict[str, Any]:
+        now = time.time()
+        cutoff = int(now) - FPS_WINDOW
+        return {
+            "version": 1,
+            "started_at": self.started_at,
+            "uptime_s": now - self.started_at,
+            "host": self.host,
+            "port": self.port,
+            "fsync": self.fsync,
+            "requests": self.requests,
+            "bad_requests": self.bad_requests,
+            "frames_accepted": self.frames_accepted,
+            "frames_rejected": self.frames_rejected,
+            "rejects_by_reason": self.rejects_by_reason,
+            "bytes_in": self.bytes_in,
+            "sessions": self.sessions,
+            "recent_fps": [p for p in self.fps if p[0] > cutoff],
+        }
