@@ -17,6 +17,7 @@ WIDGET_KEYS = [
     ("Runs", "↑ ↓  j k", "move the run cursor (the chart follows)"),
     ("Runs", "PgUp PgDn  Home End", "page / first run / last run"),
     ("Filter box", "Enter / Esc", "apply the metric filter / close the box"),
+    ("Sessions", "↑ ↓", "move the session cursor (Capture pane)"),
     ("Anywhere", "ctrl+p", "command palette (every action, searchable)"),
 ]
 
