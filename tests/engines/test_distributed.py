@@ -96,3 +96,24 @@ def test_sigterm_to_rank_0_stops_every_rank(ws: Workspace) -> None:
     info = json.loads(run_json.read_text())
     assert info["status"] == "stopped"
     assert any(e["kind"] == "stopped" for e in jsonl(ws.run_dir("s1") / "events.jsonl"))
+
+
+@pytest.mark.slow
+def test_resume_on_two_ranks_continues_the_same_run(ws: Workspace) -> None:
+    common = ("--workspace", str(ws.root), "--threads", "1", "--log-every", "5", "--nproc", "2")
+    first = subprocess.run(train_cmd("lvm-gru", "--epochs", "2", "--run-id", "d1", *common),
+                           capture_output=True, text=True, timeout=120, env=env())  # fmt: skip
+    assert first.returncode == 0, first.stdout + first.stderr
+    rows_before = jsonl(ws.run_dir("d1") / "metrics.jsonl")
+    last_step = max(r["step"] for r in rows_before)
+    again = subprocess.run(train_cmd("--resume", "d1", "--epochs", "4", *common),
+                           capture_output=True, text=True, timeout=120, env=env())  # fmt: skip
+    assert again.returncode == 0, again.stdout + again.stderr
+    info = json.loads((ws.run_dir("d1") / "run.json").read_text())
+    assert info["status"] == "finished" and info["config"]["world_size"] == 2
+    assert [r["step"] for r in info["resumes"]] == [last_step]
+    rows = jsonl(ws.run_dir("d1") / "metrics.jsonl")
+    assert rows[: len(rows_before)] == rows_before  # appended to, never rewritten
+    later = [r["step"] for r in rows[len(rows_before) :]]
+    assert later and min(later) > last_step and max(r["epoch"] for r in rows) == 4
+    assert [p.name for p in ws.root.joinpath("runs").iterdir()] == ["d1"]
