@@ -199,4 +199,11 @@ class TrainledgerApp(App[None]):
             lines.append(f"  {run_id}  {info.status}  {rows} rows")
         if pane.state.metric:
             lines.append(f"chart: {pane.state.metric}")
+        capture = self.query_one(CapturePane)
+        sessions = capture.merged()
+        server = capture.server_state
+        running = server is not None and getattr(server, "alive", False)
+        lines.append(f"capture: {len(sessions)} session(s), server {server.url if running else 'stopped'}")
+        for sid, s in sorted(sessions.items()):
+            lines.append(f"  {sid}  {s.frames} frames  {s.rejected} rejected")
         return "\n".join(lines)

@@ -228,9 +228,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     ws = prepare_demo_workspace(Path(args.workspace) if args.workspace else None)
     procs = DemoProcesses(ws)
+    capture = _DemoCapture(procs)
     try:
         trainer = procs.start_trainer()
-        _start_demo_capture(procs)
+        capture.start()  # in the background: the console paints meanwhile
         from trainledger.console.app import TrainledgerApp
 
         app = TrainledgerApp(ws, theme=args.theme, origin="demo", demo=procs)
@@ -239,20 +240,41 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         app.run()
         return 0
     finally:
+        capture.join()  # so stop_all() sees a server that was still starting
         procs.stop_all()
+        if capture.error:
+            print(f"trainledger demo: capture was off: {capture.error}", file=sys.stderr)
 
 
-def _start_demo_capture(procs: object) -> None:
-    """The demo's capture server (a free port) and a sender streaming generated frames.
+class _DemoCapture:
+    """Start the demo's capture server (a free port) and its sender on a thread.
 
-    The console works without them: a failure is one line on stderr and the pane says
-    how to start a server by hand."""
-    from trainledger.engines.capture.process import CaptureServerError
+    Starting waits for the server to answer (about half a second), which would delay the
+    console's first paint. The console works without them: the Capture pane shows the server
+    as stopped with the command to start it, and the error is printed once the console exits.
+    """
 
-    try:
-        procs.start_capture()  # type: ignore[attr-defined]
-    except CaptureServerError as exc:
-        print(f"trainledger demo: capture off: {exc}", file=sys.stderr)
+    def __init__(self, procs: object) -> None:
+        import threading
+
+        self.procs = procs
+        self.error: str | None = None
+        self._thread = threading.Thread(target=self._run, name="demo-capture", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def join(self) -> None:
+        if self._thread.is_alive() or self._thread.ident is not None:
+            self._thread.join(timeout=20)
+
+    def _run(self) -> None:
+        from trainledger.engines.capture.process import CaptureServerError
+
+        try:
+            self.procs.start_capture()  # type: ignore[attr-defined]
+        except CaptureServerError as exc:
+            self.error = str(exc)
 
 
 def _run_headless(app: object, ws: object, seconds: float, trainer_pid: int) -> int:

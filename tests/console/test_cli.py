@@ -92,6 +92,12 @@ def test_demo_headless_runs_and_leaves_no_process(tmp_path: Path) -> None:
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     (run,) = list_runs(init_workspace(tmp_path / "demo"))
     assert run.status == "stopped"
+    # the demo's capture stream reached the Capture pane, and its server and sender are gone
+    capture = out.stdout.split("capture: ")[1]
+    assert capture.startswith("1 session(s), server http://127.0.0.1:")
+    frames = int(capture.split("frames")[0].rsplit(" ", 2)[-2])
+    assert frames > 0
+    assert not (tmp_path / "demo" / ".trainledger" / "capture-server.json").exists()
 
 
 def test_import_tensorboard_command(tmp_path: Path) -> None:
