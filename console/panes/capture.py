@@ -343,7 +343,9 @@ class CapturePane(Widget):
         if s is None:
             self.notify("no capture session yet", title="Capture", severity="warning")
             return
-        self.app.push_screen(CaptureSessionScreen(s, self.shown_path(s.path)))
+        seen = ((self.stats or {}).get("sessions") or {}).get(s.id)
+        server = seen if isinstance(seen, dict) else None
+        self.app.push_screen(CaptureSessionScreen(s, self.shown_path(s.path), server))
 
     def action_toggle_server(self) -> None:
         if self.server_busy:

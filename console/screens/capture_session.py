@@ -21,8 +21,11 @@ from trainledger.console.widgets.capture_render import human_bytes, micros
 from trainledger.engines.capture.sessions import SessionSummary
 
 
-def session_facts(s: SessionSummary, shown_path: str | None = None) -> Table:
-    """The drill-down's table of facts about one session file."""
+def session_facts(
+    s: SessionSummary, shown_path: str | None = None, server: dict | None = None
+) -> Table:
+    """The drill-down's table of facts about one session file (and what the running server
+    counted for it: frames it rejected are answered to the client, never stored)."""
     t = Table(box=None, show_header=False, expand=True, pad_edge=False)
     t.add_column("what", style="dim", no_wrap=True)
     t.add_column("value", overflow="fold")
@@ -35,6 +38,10 @@ def session_facts(s: SessionSummary, shown_path: str | None = None) -> Table:
     t.add_row("lines", f"{s.lines:,}")
     t.add_row("frames", f"{s.frames:,} accepted")
     t.add_row("rejected", f"{s.rejected:,}")
+    if server:
+        t.add_row("server", f"{int(server.get('accepted', 0)):,} accepted · "
+                            f"{int(server.get('rejected', 0)):,} rejected since it started "
+                            "(rejected frames are not stored; reasons: the pane's server counts)")  # fmt: skip
     if s.pending_bytes:
         t.add_row(
             "partial", f"{s.pending_bytes:,} bytes of a last line without its newline"
@@ -88,16 +95,19 @@ class CaptureSessionScreen(ModalScreen[None]):
         Binding("escape,q", "close", "Close session", id="capture_session.close")
     ]
 
-    def __init__(self, summary: SessionSummary, shown_path: str | None = None) -> None:
+    def __init__(
+        self, summary: SessionSummary, shown_path: str | None = None, server: dict | None = None
+    ) -> None:
         super().__init__()
         self.summary = summary
         self.shown_path = shown_path
+        self.server = server  # the server's /stats entry for this session, when it saw it
 
     def compose(self) -> ComposeResult:
         with VerticalScroll():
             yield Static(self._title(), id="session-title")
             yield Static(
-                session_facts(self.summary, self.shown_path), id="session-facts"
+                session_facts(self.summary, self.shown_path, self.server), id="session-facts"
             )
             yield Static("Rejected lines by reason (the server's decoder)", id="session-rejects-title",
                          markup=False)  # fmt: skip
@@ -117,7 +127,7 @@ class CaptureSessionScreen(ModalScreen[None]):
         self.summary = summary
         if self.is_mounted:
             self.query_one("#session-facts", Static).update(
-                session_facts(summary, self.shown_path)
+                session_facts(summary, self.shown_path, self.server)
             )
             self.query_one("#session-rejects", Static).update(rejects_table(summary))
 

@@ -295,6 +295,12 @@ async def test_start_and_stop_the_server_from_the_pane(cap_ws: Workspace) -> Non
                 lambda: "input: expected 128 numbers" in text_of(pane, "#cap-rejects"),
             )
             assert "server" in text_of(pane, "#cap-rejects")
+            await pilot.press("enter")  # the drill-down names what the server counted
+            await until(pilot, lambda: isinstance(app.screen, CaptureSessionScreen))
+            facts = plain(app.screen.query_one("#session-facts", Static).content)
+            assert "0 accepted · 2 rejected" in facts
+            await pilot.press("escape")
+            await until(pilot, lambda: not isinstance(app.screen, CaptureSessionScreen))
             await pilot.press("S")
             await until(pilot, lambda: isinstance(app.screen, ConfirmStopServerScreen))
             await pilot.press("y")
