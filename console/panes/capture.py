@@ -11,6 +11,7 @@ detail blocks only when the chosen session, the stats or the width changed.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -27,10 +28,6 @@ from trainledger.console.messages import (
     CaptureChanged,
     CaptureScanned,
     CaptureServerPolled,
-)
-from trainledger.console.screens.capture_session import (
-    CaptureSessionScreen,
-    ConfirmStopServerScreen,
 )
 from trainledger.console.widgets.capture_detail import (
     CaptureDetail,
@@ -178,7 +175,10 @@ class CapturePane(Widget):
             self.snapshot = snap
             self._sync_table()
             self._render_detail()
-            if isinstance(self.app.screen, CaptureSessionScreen):
+            # the drill-down module is imported when first opened (not at start-up): if it
+            # is not loaded, no drill-down can be showing
+            drill = sys.modules.get("trainledger.console.screens.capture_session")
+            if drill is not None and isinstance(self.app.screen, drill.CaptureSessionScreen):
                 fresh = snap.get(self.app.screen.summary.id)
                 if fresh is not None:
                     self.app.screen.show(fresh)
@@ -345,6 +345,8 @@ class CapturePane(Widget):
             return
         seen = ((self.stats or {}).get("sessions") or {}).get(s.id)
         server = seen if isinstance(seen, dict) else None
+        from trainledger.console.screens.capture_session import CaptureSessionScreen
+
         self.app.push_screen(CaptureSessionScreen(s, self.shown_path(s.path), server))
 
     def action_toggle_server(self) -> None:
@@ -366,6 +368,8 @@ class CapturePane(Widget):
             def chosen(confirmed: bool | None) -> None:
                 if confirmed:
                     self._server_action("stop")
+
+            from trainledger.console.screens.capture_session import ConfirmStopServerScreen
 
             self.app.push_screen(ConfirmStopServerScreen(plan), chosen)
             return
