@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Callable, Iterable
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
+from textual.lazy import Lazy
 from textual.widgets import Footer, Static, TabbedContent, TabPane
 
 from trainledger.console.panes.capture import CapturePane
@@ -96,7 +97,8 @@ class TrainledgerApp(App[None]):
             with TabPane("1 Curves", id="curves"):
                 yield CurvesPane(self.workspace, clock=self.clock, prefetch=self.prefetch)
             with TabPane("2 Capture", id="capture"):
-                yield CapturePane(self.workspace, clock=self.clock)
+                # mounted after the first paint: the Curves chart is what must show first
+                yield Lazy(CapturePane(self.workspace, clock=self.clock))
             with TabPane("3 Versions", id="versions"):
                 yield PlannedPane(VERSIONS, self.workspace.root, self.location)
             with TabPane("4 Ports", id="ports"):
@@ -112,8 +114,8 @@ class TrainledgerApp(App[None]):
             self.watcher = WorkspaceWatcher(self.workspace.root)
             for pane in self.query(CurvesPane):
                 self.watcher.subscribe(pane)
-            for capture in self.query(CapturePane):
-                self.watcher.subscribe(capture)
+            for capture in self.query(CapturePane):  # none yet if it is still lazy
+                self.watcher.subscribe(capture)  # (it subscribes itself when it mounts)
             for planned in self.query(PlannedPane):
                 self.watcher.subscribe(planned)
             self.run_worker(self.watcher.run(), group="watcher", exclusive=True,
@@ -129,12 +131,19 @@ class TrainledgerApp(App[None]):
 
     # ------------------------------------------------------------------ actions
     def action_show_pane(self, pane: str) -> None:
+        self.query_one(TabbedContent).active = pane
+        self._focus_in(pane)
+
+    def _focus_in(self, pane: str, tries: int = 10) -> None:
+        """Focus the pane's first focusable widget; a lazily mounted pane may need a few refreshes."""
         tabs = self.query_one(TabbedContent)
-        tabs.active = pane
-        target = tabs.get_pane(pane)
-        focusable = [w for w in target.query("*") if w.focusable]
+        if tabs.active != pane:
+            return  # the user moved on
+        focusable = [w for w in tabs.get_pane(pane).query("*") if w.focusable]
         if focusable:
             focusable[0].focus()
+        elif tries > 0:
+            self.call_after_refresh(self._focus_in, pane, tries - 1)
 
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):
@@ -199,9 +208,9 @@ class TrainledgerApp(App[None]):
             lines.append(f"  {run_id}  {info.status}  {rows} rows")
         if pane.state.metric:
             lines.append(f"chart: {pane.state.metric}")
-        capture = self.query_one(CapturePane)
-        sessions = capture.merged()
-        server = capture.server_state
+        panes = self.query(CapturePane)  # mounted lazily: not there in the first frames
+        sessions = panes.first().merged() if panes else {}
+        server = panes.first().server_state if panes else None
         running = server is not None and getattr(server, "alive", False)
         lines.append(f"capture: {len(sessions)} session(s), server {server.url if running else 'stopped'}")
         for sid, s in sorted(sessions.items()):

@@ -69,7 +69,8 @@ class WorkspaceWatcher:
         self._stop = asyncio.Event()
 
     def subscribe(self, widget: Widget) -> None:
-        self._subscribers.append(widget)
+        if widget not in self._subscribers:
+            self._subscribers.append(widget)
 
     def stop(self) -> None:
         self._stop.set()

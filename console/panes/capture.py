@@ -121,6 +121,9 @@ class CapturePane(Widget):
             yield CaptureDetail(id="cap-detail")
 
     def on_mount(self) -> None:
+        watcher = getattr(self.app, "watcher", None)
+        if watcher is not None:  # mounted lazily, after the app started its watcher
+            watcher.subscribe(self)
         self.request_scan()
         if self.poll_server:
             self._poll_server()

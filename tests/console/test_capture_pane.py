@@ -94,6 +94,12 @@ def post(req: urllib.request.Request, ok: tuple[int, ...] = (200,)) -> int:
     return status
 
 
+async def mounted_pane(pilot) -> CapturePane:  # type: ignore[no-untyped-def]
+    """The Capture pane, once mounted: the app mounts it lazily, after the first paint."""
+    await until(pilot, lambda: bool(pilot.app.query(CapturePane)))
+    return pilot.app.query_one(CapturePane)
+
+
 def plain(renderable: object, width: int = 200) -> str:
     console = Console(width=width, record=True, file=io.StringIO())
     console.print(renderable)
@@ -114,7 +120,7 @@ async def test_sessions_detail_and_newest_frame(cap_ws: Workspace) -> None:
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("2")
         await settle(pilot)
-        pane = app.query_one(CapturePane)
+        pane = await mounted_pane(pilot)
         rows = table_rows(pane)
         assert set(rows) == {"phone-0412", "studio-a", "take#2"}
         assert rows["phone-0412"][2:4] == ["175", "5"]
@@ -138,7 +144,7 @@ async def test_dropped_file_appears_with_its_rejects(cap_ws: Workspace) -> None:
     app = TrainledgerApp(cap_ws)
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.press("2")
-        pane = app.query_one(CapturePane)
+        pane = await mounted_pane(pilot)
         await until(pilot, lambda: "studio-a" in table_rows(pane))
         tmp = cap_ws.captures_dir / "phone-0099.tmp"
         tmp.write_bytes(
@@ -176,7 +182,7 @@ async def test_dropped_file_appears_with_its_rejects(cap_ws: Workspace) -> None:
 async def test_change_bursts_are_coalesced(cap_ws: Workspace) -> None:
     app = TrainledgerApp(cap_ws, watch=False)
     async with app.run_test(size=(100, 30)) as pilot:
-        pane = app.query_one(CapturePane)
+        pane = await mounted_pane(pilot)
         await settle(pilot)
         before = pane.scans
         t0 = time.monotonic()
@@ -223,7 +229,7 @@ async def test_stale_record_after_a_crash(tmp_path: Path) -> None:
     }))  # fmt: skip
     app = TrainledgerApp(ws, watch=False)
     async with app.run_test(size=(120, 30)) as pilot:
-        pane = app.query_one(CapturePane)
+        pane = await mounted_pane(pilot)
         await until(pilot, lambda: "stale record" in text_of(pane, "#cap-server"))
         assert f"pid {proc}" in text_of(pane, "#cap-server")
         assert "No capture sessions" in text_of(pane, "#cap-fps")
@@ -240,7 +246,7 @@ async def test_start_and_stop_the_server_from_the_pane(cap_ws: Workspace) -> Non
     try:
         async with app.run_test(size=(120, 36)) as pilot:
             await pilot.press("2")
-            pane = app.query_one(CapturePane)
+            pane = await mounted_pane(pilot)
             pane.server_port = 0  # an ephemeral port, never 9471
             await until(pilot, lambda: "stopped" in text_of(pane, "#cap-server"))
             await pilot.press("S")
@@ -321,7 +327,7 @@ async def test_start_on_a_busy_port_says_which_and_how_to_pick_another(
     app = TrainledgerApp(cap_ws, watch=False)
     try:
         async with app.run_test(size=(120, 36)) as pilot:
-            pane = app.query_one(CapturePane)
+            pane = await mounted_pane(pilot)
             pane.server_port = port
             await pilot.press("2")
             await until(pilot, lambda: "stopped" in text_of(pane, "#cap-server"))
