@@ -181,6 +181,9 @@ class DemoProcesses:
         """Stop the sender, then the server this object started (if it did)."""
         if self._sender is not None:
             _stop_procs([self._sender], timeout)
+        self._stop_server(timeout)
+
+    def _stop_server(self, timeout: float) -> None:
         if self._capture is not None:
             from trainledger.engines.capture.process import stop_server
 
@@ -188,10 +191,11 @@ class DemoProcesses:
             self._capture = None
 
     def stop_all(self, timeout: float = 5.0) -> None:
-        """SIGTERM every trainer's process group, wait up to `timeout`, then SIGKILL the rest;
-        then stop the capture stream and its server."""
-        _stop_procs(self.running(), timeout)
-        self.stop_capture(timeout)
+        """SIGTERM every trainer's and the sender's process group together, wait up to
+        `timeout` for all of them, SIGKILL the rest; then stop the capture server."""
+        sender = [self._sender] if self._sender is not None else []
+        _stop_procs([*self.running(), *sender], timeout)
+        self._stop_server(timeout)
 
     def __enter__(self) -> Self:
         return self

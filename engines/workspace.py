@@ -18,6 +18,8 @@ from typing import Any, Literal
 
 import msgspec
 
+from trainledger.engines.pids import pid_alive
+
 MARKER = ".trainledger-workspace"
 MARKER_SCHEMA = "trainledger-workspace/1"
 ENV_WORKSPACE = "TRAINLEDGER_WORKSPACE"
@@ -277,7 +279,7 @@ def read_run_info(run_dir: Path, check_pid: bool = True) -> RunInfo:
     status = text("status") or "unknown"
     host = text("host")
     if check_pid and status == "running" and pid and host == socket.gethostname():
-        if not _pid_alive(pid):
+        if not pid_alive(pid):
             status = "lost"
     return RunInfo(
         id=run_id,
@@ -294,18 +296,6 @@ def read_run_info(run_dir: Path, check_pid: bool = True) -> RunInfo:
         directions=directions,
         primary_metric=text("primary_metric"),
     )
-
-
-def _pid_alive(pid: int) -> bool:
-    import psutil
-
-    try:
-        proc = psutil.Process(pid)
-        return proc.status() != psutil.STATUS_ZOMBIE
-    except (psutil.NoSuchProcess, psutil.AccessDenied):
-        return False
-    except Exception:
-        return True
 
 
 def list_runs(ws: Workspace, check_pid: bool = True) -> list[RunInfo]:

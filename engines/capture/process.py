@@ -19,6 +19,7 @@ from typing import Any
 
 import msgspec
 import psutil
+from trainledger.engines.pids import pid_alive  # noqa: F401  (re-exported)
 from trainledger.engines.workspace import Workspace
 
 TOKEN_ENV = "TRAINLEDGER_CAPTURE_TOKEN"
@@ -48,18 +49,6 @@ def state_file(ws: Workspace) -> Path:
 
 def log_file(ws: Workspace) -> Path:
     return ws.state_dir / "logs" / LOG_FILE
-
-
-def pid_alive(pid: int, started_at: float | None = None) -> bool:
-    """True if `pid` runs, is not a zombie, and (given `started_at`) is not a newer
-    process that reused the pid of a server killed with -9."""
-    try:
-        proc = psutil.Process(pid)
-        if started_at is not None and proc.create_time() > started_at + 1.0:
-            return False
-        return proc.status() != psutil.STATUS_ZOMBIE
-    except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
-        return False
 
 
 def server_state(ws: Workspace) -> ServerState | None:

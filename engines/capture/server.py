@@ -33,6 +33,7 @@ from trainledger.engines.capture import schema
 from trainledger.engines.capture.process import STATE_FILE
 from trainledger.engines.capture.stats import Stats
 from trainledger.engines.capture.store import FSYNC_MODES, SessionStore
+from trainledger.engines.pids import parent_alive
 from trainledger.engines.workspace import (
     InvalidId,
     Workspace,
@@ -55,7 +56,7 @@ _HEADER_FIELDS = ("schema_version: ", "dims: ")
 
 _json = msgspec.json.Encoder()
 _decode = schema.decode_frame
-_decode_lines = msgspec.json.Decoder(schema.Frame).decode_lines
+_decode_lines = schema.decode_lines
 _FrameError = schema.FrameError
 _encode_frame = schema.encode_frame
 
@@ -360,11 +361,11 @@ async def serve(
 
 
 async def _watch_parent(stop: asyncio.Event, every: float = 0.5) -> None:
-    """Set `stop` once this process is re-parented: its starter (the demo) has died."""
+    """Set `stop` once the process that started this one (the demo) has died."""
     parent = os.getppid()
     while not stop.is_set():
         await asyncio.sleep(every)
-        if os.getppid() != parent:
+        if not parent_alive(parent):
             stop.set()
 
 

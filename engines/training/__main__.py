@@ -13,6 +13,8 @@ import sys
 import threading
 from typing import Any
 
+from trainledger.engines.pids import parent_alive  # noqa: F401  (re-exported)
+
 MODELS = ("ternary-vae",)
 
 
@@ -37,20 +39,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--exit-with-parent", action="store_true",
                    help="stop the run cleanly when the parent process goes away")  # fmt: skip
     return p.parse_args(argv)
-
-
-def parent_alive(parent: int) -> bool:
-    """False once we have been re-parented or the original parent is dead (or a zombie)."""
-    import psutil
-
-    if os.getppid() != parent:
-        return False
-    try:
-        return psutil.Process(parent).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
-    except psutil.Error:
-        return True
 
 
 def watch_parent(stop: Any, parent: int, interval: float = 0.5) -> threading.Thread:
