@@ -14,15 +14,38 @@ the series drawn last (so draw the run you care about last).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 import numpy as np
 from rich.cells import cell_len
 from rich.style import Style
 from rich.text import Text
-
+from trainledger.console.widgets.chart_axes import (
+    _marker_line,
+    _pow10,
+    _safe_exponent,
+    _unscale,
+    _x_axis,
+    _x_to_dot,
+    _x_to_dots,
+    _y_labels,
+    format_compact,
+    format_duration,
+)
 from trainledger.engines.metrics.downsample import minmax_buckets
+
+__all__ = [
+    "BEST_GLYPH",
+    "MIN_HEIGHT",
+    "MIN_WIDTH",
+    "ChartMarker",
+    "ChartResult",
+    "ChartSeries",
+    "format_compact",
+    "format_duration",
+    "render_chart",
+]
 
 MIN_WIDTH = 20
 MIN_HEIGHT = 5
@@ -31,12 +54,6 @@ _EXTRA_ROWS = 3  # marker row, axis line, tick labels
 _BRAILLE = 0x2800
 # Bit of each dot in a braille cell, indexed [dot row 0..3][dot column 0..1].
 _DOT_BITS = np.array([[0x01, 0x08], [0x02, 0x10], [0x04, 0x20], [0x40, 0x80]], dtype=np.uint8)
-# Round clock steps for a time axis, in seconds (1 s ... 1 day).
-_TIME_STEPS = (
-    *(1, 2, 5, 10, 15, 30),  # seconds
-    *(60, 120, 300, 600, 900, 1800),  # minutes
-    *(3600, 7200, 10800, 21600, 43200, 86400),  # hours, a day
-)
 
 
 @dataclass(frozen=True)
@@ -75,48 +92,6 @@ class ChartResult:
     x_range: tuple[float, float] | None = None
     y_range: tuple[float, float] | None = None  # real units, also under log_y
 
-
-# ---------------------------------------------------------------------------- number formats
-
-
-def format_compact(value: float, sig: int = 3) -> str:
-    """`0.812`, `12.3k`, `4M`, `1.2e-4`: `sig` significant digits, short suffixes."""
-    if not math.isfinite(value):
-        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
-    if value == 0:
-        return "0"
-    sign = "-" if value < 0 else ""
-    mag = float(f"{abs(value):.{sig}g}")  # rounded first, so 999.96 becomes 1k, not 1e+03
-    if mag >= 1e15:
-        return sign + _short_exp(mag, sig)
-    for div, suffix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if mag >= div:
-            return f"{sign}{mag / div:.{sig}g}{suffix}"
-    if mag >= 1e-3:
-        return f"{sign}{mag:.{sig}g}"
-    return sign + _short_exp(mag, sig)
-
-
-def _short_exp(mag: float, sig: int) -> str:
-    mantissa, exp = f"{mag:.{max(sig - 1, 0)}e}".split("e")
-    if "." in mantissa:
-        mantissa = mantissa.rstrip("0").rstrip(".")
-    return f"{mantissa}e{int(exp)}"
-
-
-def format_duration(seconds: float, sig: int = 3) -> str:
-    """`45s`, `12m`, `1.5h`, `3d` for an elapsed time in seconds."""
-    if not math.isfinite(seconds):
-        return format_compact(seconds)
-    sign = "-" if seconds < 0 else ""
-    s = abs(seconds)
-    for unit, size in (("d", 86400.0), ("h", 3600.0), ("m", 60.0)):
-        if s >= size:
-            return f"{sign}{format_compact(s / size, sig)}{unit}"
-    return f"{sign}{format_compact(s, sig)}s"
-
-
-# ---------------------------------------------------------------------------- the renderer
 
 
 def render_chart(
@@ -175,6 +150,16 @@ def render_chart(
     if width < MIN_WIDTH or height < MIN_HEIGHT:
         return ChartResult(_message_lines("too small", width, height), points_in, 0, hidden)
 
+    # Finite extremes (±1e308, subnormals) would overflow `hi - lo` or divide by zero:
+    # rescale by an exact power of two into a safe range, and scale the labels back.
+    x_exp, y_exp = _safe_exponent(x_lo, x_hi), 0 if log_y else _safe_exponent(y_lo, y_hi)
+    if x_exp or y_exp:
+        prepared = [
+            (i, s, np.ldexp(x, x_exp), np.ldexp(y, y_exp)) for i, s, x, y in prepared
+        ]
+        x_lo, x_hi = math.ldexp(x_lo, x_exp), math.ldexp(x_hi, x_exp)
+        y_lo, y_hi = math.ldexp(y_lo, y_exp), math.ldexp(y_hi, y_exp)
+        markers = [replace(m, x=math.ldexp(m.x, x_exp)) for m in markers]
     if x_hi == x_lo:
         pad = max(abs(x_lo) * 0.01, 0.5)
         x_lo, x_hi = x_lo - pad, x_hi + pad
@@ -182,7 +167,7 @@ def render_chart(
     v_lo, v_hi = _pad_range(v_lo, v_hi)
 
     plot_h = height - _EXTRA_ROWS
-    labels = _y_labels(plot_h, v_lo, v_hi, log_y)
+    labels = _y_labels(plot_h, v_lo, v_hi, log_y, y_exp)
     gutter = max(cell_len(text) for text in labels.values()) + 1
     plot_w = max(width - gutter, 1)
     dots_h, dots_w = plot_h * 4, plot_w * 2
@@ -211,6 +196,9 @@ def render_chart(
         if s.best is None:
             continue
         bx, by = s.best
+        if not (math.isfinite(bx) and math.isfinite(by)):
+            continue
+        bx, by = math.ldexp(bx, x_exp), math.ldexp(by, y_exp)
         if not (math.isfinite(bx) and math.isfinite(by)) or (log_y and by <= 0):
             continue
         col = _x_to_dot(bx, x_lo, x_hi, dots_w)
@@ -233,13 +221,12 @@ def render_chart(
         lines.append(line)
 
     lines.append(_marker_line(markers, gutter, plot_w, x_lo, x_hi, axis_style))
-    axis, tick_row = _x_axis(gutter, plot_w, x_lo, x_hi, x_label, axis_style)
+    axis, tick_row = _x_axis(gutter, plot_w, x_lo, x_hi, x_label, axis_style, x_exp)
     lines += [axis, tick_row]
     lines = [line if line.cell_len == width else _fit(line, width) for line in lines]
-    y_range = (10**v_lo, 10**v_hi) if log_y else (v_lo, v_hi)
-    return ChartResult(
-        lines, points_in, drawn, hidden, gutter, plot_w, plot_h, (x_lo, x_hi), y_range
-    )
+    y_range = (_pow10(v_lo), _pow10(v_hi)) if log_y else (_unscale(v_lo, y_exp), _unscale(v_hi, y_exp))
+    x_range = (_unscale(x_lo, x_exp), _unscale(x_hi, x_exp))
+    return ChartResult(lines, points_in, drawn, hidden, gutter, plot_w, plot_h, x_range, y_range)
 
 
 @dataclass(frozen=True)
@@ -288,17 +275,6 @@ def _pad_range(lo: float, hi: float) -> tuple[float, float]:
     if lo >= 0 > padded_lo:
         padded_lo = 0.0
     return padded_lo, hi + span * 0.05
-
-
-def _x_to_dots(x: np.ndarray, lo: float, hi: float, n: int) -> np.ndarray:
-    cols = np.floor((x - lo) * (n / (hi - lo)))
-    return np.clip(cols, 0, n - 1).astype(np.int64)
-
-
-def _x_to_dot(x: float, lo: float, hi: float, n: int) -> int | None:
-    if not lo <= x <= hi:
-        return None
-    return int(_x_to_dots(np.array([x]), lo, hi, n)[0])
 
 
 def _v_to_dot(v: float, lo: float, hi: float, n: int) -> int | None:
@@ -354,107 +330,6 @@ def _append_runs(
     for start, end in zip(bounds, bounds[1:]):
         who = int(owner[start])
         line.append(text[start:end], styles[who] if who >= 0 else None)
-
-
-def _y_labels(plot_h: int, v_lo: float, v_hi: float, log_y: bool) -> dict[int, str]:
-    """Tick labels by plot row: top, middle and bottom, more on a tall chart (<= 4 rows apart)."""
-    count = 1 + 2 * math.ceil(max(plot_h - 1, 1) / 8)
-    rows = sorted({int(round(r)) for r in np.linspace(0, plot_h - 1, count)})
-    dots_h = plot_h * 4
-    values = []
-    for r in rows:
-        dot = 0.0 if r == 0 else (dots_h - 1.0 if r == plot_h - 1 else 4 * r + 1.5)
-        v = v_hi - dot / (dots_h - 1) * (v_hi - v_lo)
-        values.append(10**v if log_y else v)
-    for sig in range(3, 7):  # more digits until neighbouring labels differ
-        texts = [format_compact(v, sig) for v in values]
-        if len(set(texts)) == len(texts):
-            break
-    return dict(zip(rows, texts))
-
-
-def _nice_ticks(lo: float, hi: float, max_ticks: int, time: bool) -> list[float]:
-    """Round tick values (1-2-5 steps, or clock steps for time) inside [lo, hi]."""
-    span = hi - lo
-    raw = span / max(max_ticks - 1, 1)
-    if raw <= 0 or not math.isfinite(raw):
-        return [lo]
-    if time and 1 <= raw <= _TIME_STEPS[-1]:
-        step = float(next(s for s in _TIME_STEPS if s >= raw))
-    elif time and raw > _TIME_STEPS[-1]:
-        step = 86400.0 * _nice_step(raw / 86400.0)
-    else:
-        step = _nice_step(raw)
-    first = math.ceil(lo / step - 1e-9)
-    last = math.floor(hi / step + 1e-9)
-    return [i * step for i in range(first, last + 1)]
-
-
-def _nice_step(raw: float) -> float:
-    power = 10.0 ** math.floor(math.log10(raw))
-    for m in (1.0, 2.0, 5.0, 10.0):
-        if m * power >= raw * (1 - 1e-9):
-            return m * power
-    return 10.0 * power
-
-
-def _x_axis(
-    gutter: int, plot_w: int, x_lo: float, x_hi: float, x_label: str, axis_style: str | Style
-) -> tuple[Text, Text]:
-    """The axis line (with a tick mark per label) and the row of tick labels under it."""
-    is_time = x_label == "time"
-    fmt = format_duration if is_time else format_compact
-    max_ticks = max(2, plot_w // 7)
-    ticks = _nice_ticks(x_lo, x_hi, max_ticks, is_time)
-    axis = ["─"] * plot_w
-    row = [" "] * plot_w
-    free_from = 0
-    for t in ticks:
-        col = _x_to_dot(t, x_lo, x_hi, plot_w * 2)
-        if col is None:
-            continue
-        col //= 2
-        label = fmt(0.0 if abs(t) < 1e-12 * max(abs(x_lo), abs(x_hi), 1.0) else t)
-        start = min(max(col - len(label) // 2, 0), plot_w - len(label))
-        if start < free_from or start < 0:
-            continue
-        axis[col] = "┬"
-        row[start : start + len(label)] = list(label)
-        free_from = start + len(label) + 1
-    axis_line = Text(" " * (gutter - 1) + "└" + "".join(axis), axis_style, no_wrap=True, end="")
-    label_room = gutter - 1
-    name = x_label if cell_len(x_label) <= label_room else ""
-    tick_line = Text(name.rjust(label_room) + " " + "".join(row), axis_style, no_wrap=True, end="")
-    return axis_line, tick_line
-
-
-def _marker_line(
-    markers: Sequence[ChartMarker],
-    gutter: int,
-    plot_w: int,
-    x_lo: float,
-    x_hi: float,
-    axis_style: str | Style,
-) -> Text:
-    """One row under the plot: each marker's glyph at its x column (later markers win)."""
-    placed: dict[int, tuple[str, str | Style]] = {}
-    for m in markers:
-        if not math.isfinite(m.x):
-            continue
-        col = _x_to_dot(m.x, x_lo, x_hi, plot_w * 2)
-        if col is None:
-            continue
-        glyph = m.glyph[:1] if m.glyph and cell_len(m.glyph[:1]) == 1 else "•"
-        placed[col // 2] = (glyph, m.style)
-    line = Text(" " * (gutter - 1) + "│", axis_style, no_wrap=True, end="")
-    at = 0
-    for col in sorted(placed):
-        glyph, style = placed[col]
-        line.append(" " * (col - at))
-        line.append(glyph, style)
-        at = col + 1
-    line.append(" " * (plot_w - at))
-    return line
 
 
 def _message_lines(message: str, width: int, height: int) -> list[Text]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from rich.cells import cell_len
 
 from trainledger.console.widgets.chart import (
@@ -292,3 +294,51 @@ async def test_widget_renders_and_caches() -> None:
         color = axis.spans[0].style.color if axis.spans else Style.parse(str(axis.style)).color
         assert color is not None and color.triplet is not None
         assert max(color.triplet) < 200
+
+
+# ---------------------------------------------------------------- finite extremes
+
+_MAX = 1.7976931348623157e308
+_finite = st.floats(allow_nan=False, allow_infinity=False)
+
+
+@pytest.mark.parametrize(
+    "x,y",
+    [
+        ([0, 1], [-1e308, 1e308]),
+        ([-1e308, 1e308], [0, 1]),
+        ([-_MAX, _MAX], [-_MAX, _MAX]),
+        ([_MAX, _MAX], [_MAX, _MAX]),
+        ([0, 1, 2], [_MAX, -_MAX, 0]),
+        ([1e-308, 2e-308], [5e-324, 1e-323]),
+    ],
+)
+@pytest.mark.parametrize("log_y", [False, True])
+def test_finite_extremes_draw(x: list[float], y: list[float], log_y: bool) -> None:
+    with np.errstate(all="raise"):  # an overflow inside is a failure, not a warning
+        result = render_chart(
+            [ChartSeries("a", np.array(x, float), np.array(y, float), "", best=(x[-1], y[-1]))],
+            80, 20, log_y=log_y, markers=[ChartMarker(x[0], "▲", "", "phase")],
+        )  # fmt: skip
+    assert len(result.lines) == 20 and all(line.cell_len == 80 for line in result.lines)
+    if not log_y:
+        assert result.points_drawn > 0
+        assert result.x_range[0] <= min(x) and result.x_range[1] >= max(x)
+        assert all(np.isfinite(result.y_range))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.tuples(_finite, _finite), min_size=1, max_size=30),
+    st.booleans(),
+    st.integers(min_value=0, max_value=120),
+    st.integers(min_value=0, max_value=40),
+)
+def test_any_finite_floats_draw(
+    points: list[tuple[float, float]], log_y: bool, width: int, height: int
+) -> None:
+    x = np.array([p[0] for p in points])
+    y = np.array([p[1] for p in points])
+    result = render_chart([ChartSeries("a", x, y, "", best=points[0])], width, height, log_y=log_y)
+    assert len(result.lines) == height
+    assert all(line.cell_len == width for line in result.lines)
