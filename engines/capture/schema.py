@@ -3,13 +3,14 @@
 One msgspec decoder both parses and validates: exact field set, vector lengths, types, and
 finite floats (msgspec refuses NaN/Infinity literals and numbers out of float range). A line
 that fails gets a reason that starts with the field it is about, e.g. ``input: expected 128
-numbers`` or ``latency_us: missing``.
+numbers`` or ``latency_us: missing``. Reasons are part of our API, so they are built here
+(`explain` checks the failed line again, field by field), never taken from msgspec's messages.
 """
 
 from __future__ import annotations
 
+import json
 import math
-import re
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -59,55 +60,28 @@ _decoder = msgspec.json.Decoder(Frame)
 # Every line of an NDJSON body at once (the server's fast path); raises on the first bad one.
 decode_lines = _decoder.decode_lines
 _encoder = msgspec.json.Encoder()
-_AT = re.compile(r"^(?P<msg>.*?) - at `\$\.?(?P<path>[^`]*)`$")
-_MISSING = re.compile(r"^Object missing required field `(?P<f>[^`]+)`")
-_UNKNOWN = re.compile(r"^Object contains unknown field `(?P<f>[^`]+)`")
 
 
 class FrameError(ValueError):
-    """A line that is not a schema-v2 frame; ``reason`` starts with the field it is about."""
+    """A line that is not a schema-v2 frame.
 
-    def __init__(self, reason: str) -> None:
+    ``reason`` starts with the field it is about (``input[3]: expected `float`, got `str```);
+    ``kind`` is the same without positions or names a client chose (``input: expected
+    `float`, got `str```), so counting rejects by kind stays a small dict.
+    """
+
+    def __init__(self, reason: str, kind: str | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
-
-
-def _reason(exc: msgspec.MsgspecError) -> str:
-    text = str(exc)
-    if not isinstance(
-        exc, msgspec.ValidationError
-    ):  # ValidationError subclasses DecodeError
-        return "json: " + text.replace("JSON is malformed: ", "malformed, ").replace(
-            "Input data was truncated", "truncated"
-        )
-    if m := _MISSING.match(text):
-        return f"{m['f']}: missing"
-    if m := _UNKNOWN.match(text):
-        return f"{m['f']}: unknown field"
-    if m := _AT.match(text):
-        msg = m["msg"]
-        path = m["path"] or "frame"
-        field = path.split("[", 1)[0]
-        if field in VECTORS and msg.startswith("Expected `array` of length"):
-            msg = f"expected {VECTORS[field]} numbers"
-        elif msg == "Number out of range":
-            msg = "not a finite number"
-        elif msg.startswith("Invalid enum value"):
-            msg = msg.replace("Invalid enum value", "unsupported value")
-        return f"{path}: {msg[0].lower()}{msg[1:]}"
-    if text.startswith("Expected `object`"):
-        return "line: not a JSON object"
-    return "line: " + text
+        self.kind = kind or reason
 
 
 def decode_frame(line: bytes | str) -> Frame:
     """The frame on one line; raises FrameError with a field-naming reason."""
     try:
         return _decoder.decode(line)
-    except msgspec.MsgspecError as exc:
-        raise FrameError(_reason(exc)) from None
-    except UnicodeDecodeError as exc:  # invalid UTF-8 inside a JSON string
-        raise FrameError(f"json: invalid UTF-8 at byte {exc.start}") from None
+    except (msgspec.MsgspecError, UnicodeDecodeError):
+        raise explain(line) from None
 
 
 def check_line(line: bytes | str) -> str | None:
@@ -121,24 +95,131 @@ def check_line(line: bytes | str) -> str | None:
 
 def check_frame(obj: Any) -> str | None:
     """Why an already-parsed object is not a schema-v2 frame, or None if it is."""
-    try:
-        msgspec.convert(obj, Frame, strict=False) if not isinstance(
-            obj, Frame
-        ) else None
-    except msgspec.MsgspecError as exc:
-        return _reason(exc)
-    if isinstance(
-        obj, dict
-    ):  # convert() lets NaN/inf floats through; JSON text never has them
-        for key in VECTORS:
-            if not all(math.isfinite(v) for v in obj[key]):
-                return f"{key}: not a finite number"
-        for key in ("ts", "track_time", "cut_timing", "pattern_intensity", "pattern_variation",
-                    "phase", "calibration_confidence", "latency_us"):  # fmt: skip
-            v = obj[key]
-            if isinstance(v, float) and not math.isfinite(v):
-                return f"{key}: not a finite number"
+    if isinstance(obj, Frame):
+        obj = to_dict(obj)
+    err = check_object(obj)
+    return None if err is None else err.reason
+
+
+# ---------------------------------------------------------------- reasons, in our own words
+# Only a line that failed the decoder comes here. It is parsed again (stdlib json, which keeps
+# NaN/Infinity out) and checked field by field, so a reason never depends on msgspec's messages.
+
+_NUM, _INT = "float", "int"
+_TYPES: dict[str, tuple[str, bool]] = {  # field -> (type, null allowed); vectors apart
+    "schema_version": (_INT, False), "dims": (_INT, False), "ts": (_NUM, False),
+    "frame": (_INT, False), "bar": (_INT, True), "track_name": ("str", True),
+    "track_time": (_NUM, True), "cut_timing": (_NUM, False), "pattern_intensity": (_NUM, False),
+    "pattern_variation": (_NUM, False), "phase": (_NUM, False), "regime": (_INT, False),
+    "calibration_confidence": (_NUM, False), "latency_us": (_NUM, False),
+}  # fmt: skip
+_LITERALS = {"schema_version": SCHEMA_VERSION, "dims": DIMS}
+_INT_RANGE = (-(2**63), 2**64 - 1)
+_JSON_WORDS = (  # what the stdlib parser expected -> our wording
+    ("Expecting property name", "object keys must be strings"),
+    ("Expecting ':'", "expected ':' after an object key"),
+    ("Expecting ','", "expected ',' or a closing bracket"),
+    ("Expecting value", "expected a value"),
+    ("Extra data", "more after the end of the value"),
+    ("Invalid control character", "control character inside a string"),
+    ("Invalid \\escape", "invalid escape in a string"),
+)
+
+
+def _type_name(v: Any) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "bool"
+    if isinstance(v, int):
+        return "int"
+    if isinstance(v, float):
+        return "float"
+    if isinstance(v, str):
+        return "str"
+    return "array" if isinstance(v, list) else "object"
+
+
+def _wrong_type(path: str, kind: str, want: str, v: Any) -> FrameError:
+    got = _type_name(v)
+    return FrameError(f"{path}: expected `{want}`, got `{got}`", f"{kind}: expected `{want}`, got `{got}`")
+
+
+def _check_scalar(name: str, v: Any) -> FrameError | None:
+    want, nullable = _TYPES[name]
+    if v is None and nullable:
+        return None
+    if want == _INT and type(v) is int:
+        if name in _LITERALS and v != _LITERALS[name]:
+            return FrameError(f"{name}: unsupported value {v}", f"{name}: unsupported value")
+        if not _INT_RANGE[0] <= v <= _INT_RANGE[1]:
+            return FrameError(f"{name}: integer out of range")
+        return None
+    if want == _NUM and type(v) in (int, float):
+        return None if math.isfinite(v) else FrameError(f"{name}: not a finite number")
+    if want == "str" and type(v) is str:
+        return None
+    return _wrong_type(name, name, f"{want} | null" if nullable else want, v)
+
+
+def _check_vector(name: str, v: Any) -> FrameError | None:
+    if type(v) is not list:
+        return _wrong_type(name, name, "array", v)
+    if len(v) != VECTORS[name]:
+        return FrameError(f"{name}: expected {VECTORS[name]} numbers")
+    for i, x in enumerate(v):
+        if type(x) not in (int, float):
+            return _wrong_type(f"{name}[{i}]", name, "float", x)
+        if not math.isfinite(x):
+            return FrameError(f"{name}: not a finite number")
     return None
+
+
+def check_object(obj: Any) -> FrameError | None:
+    """The first problem of a parsed object, in document order, then missing fields."""
+    if not isinstance(obj, dict):
+        return FrameError("line: not a JSON object")
+    for key, v in obj.items():
+        if key in VECTORS:
+            err = _check_vector(key, v)
+        elif key in _TYPES:
+            err = _check_scalar(key, v)
+        else:
+            return FrameError(f"{str(key)[:64]}: unknown field", "line: unknown field")
+        if err is not None:
+            return err
+    for key in FIELDS:
+        if key not in obj:
+            return FrameError(f"{key}: missing")
+    return None
+
+
+def _not_json(text: str) -> None:
+    raise ValueError(text)
+
+
+def explain(line: bytes | str) -> FrameError:
+    """Why `line` failed the decoder (it did: this is the slow path)."""
+    if isinstance(line, bytes):
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return FrameError(f"json: invalid UTF-8 at byte {exc.start}", "json: invalid UTF-8")
+    else:
+        text = line
+    try:
+        obj = json.loads(text, parse_constant=_not_json)
+    except json.JSONDecodeError as exc:
+        if exc.pos >= len(text.rstrip()) or exc.msg.startswith("Unterminated string"):
+            return FrameError("json: truncated")
+        words = next((ours for theirs, ours in _JSON_WORDS if exc.msg.startswith(theirs)), "not JSON")
+        at = len(text[: exc.pos].encode("utf-8", "surrogatepass"))
+        return FrameError(f"json: malformed, {words} (byte {at})", "json: malformed")
+    except ValueError as exc:  # NaN, Infinity, -Infinity
+        return FrameError(f"json: malformed, {exc} is not JSON", "json: malformed")
+    except RecursionError:
+        return FrameError("json: nested too deeply", "json: malformed")
+    return check_object(obj) or FrameError("line: not a schema-v2 frame")
 
 
 def encode_frame(frame: Frame) -> bytes:

@@ -7,11 +7,7 @@ counters are kept for `GET /stats`. Bad input always gets a 4xx with a JSON reas
 becomes a (logged) 500. The per-request path stays lean: the validation cost is benchmarked
 against a bare aiohttp server that only parses each line.
 
-Stored bytes: a body whose every line is a valid frame (LF endings, no blank lines) is
-appended byte for byte, plus a final newline if it lacked one. Otherwise each accepted line
-is stored as received with surrounding whitespace removed, blank lines dropped, and a line
-holding a carriage return inside it re-encoded compactly with `schema.encode_frame`, so no
-reader ever sees a line break inside a frame.
+How a body is read and split into stored bytes and rejects is `body.py`.
 """
 
 from __future__ import annotations
@@ -30,6 +26,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 from trainledger.engines.capture import schema
+from trainledger.engines.capture.body import Refused, read_body, split
 from trainledger.engines.capture.process import STATE_FILE
 from trainledger.engines.capture.stats import Stats
 from trainledger.engines.capture.store import FSYNC_MODES, SessionStore
@@ -47,27 +44,14 @@ MAX_BODY = 8 * 1024 * 1024
 BODY_TIMEOUT = 10.0
 KEEPALIVE_TIMEOUT = 15.0
 LINGER = 2.0
+MIN_TOKEN = 16  # characters a token needs when the server listens beyond loopback
 SESSION_HEADER = "X-MotionMix-SAN-Session"
 SCHEMA_HEADER = "X-MotionMix-SAN-Schema"
 DIMS_HEADER = "X-MotionMix-SAN-Dims"
 _SCHEMA_STR = str(schema.SCHEMA_VERSION)
 _DIMS_STR = str(schema.DIMS)
-_HEADER_FIELDS = ("schema_version: ", "dims: ")
 
 _json = msgspec.json.Encoder()
-_decode = schema.decode_frame
-_decode_lines = schema.decode_lines
-_FrameError = schema.FrameError
-_encode_frame = schema.encode_frame
-
-
-class Refused(Exception):
-    """A request refused as a whole: HTTP status and reason."""
-
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
 
 
 def is_loopback(host: str) -> bool:
@@ -78,6 +62,29 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def _bearer(request: web.Request) -> bytes:
+    """The credentials of an `Authorization: Bearer ...` header (scheme in any case, RFC 7235)."""
+    scheme, _, cred = request.headers.get("Authorization", "").strip().partition(" ")
+    return cred.strip().encode("utf-8", "replace") if scheme.lower() == "bearer" else b""
+
+
+def check_token(host: str, token: str | None) -> None:
+    """ValueError unless a non-loopback `host` has a token of at least MIN_TOKEN characters."""
+    if is_loopback(host):
+        return
+    if not token:
+        raise ValueError(
+            f"refusing to listen on {host} without a token: any address other than "
+            "127.0.0.1/::1/localhost needs --token (or $TRAINLEDGER_CAPTURE_TOKEN)"
+        )
+    if len(token) < MIN_TOKEN:
+        raise ValueError(
+            f"refusing to listen on {host} with a {len(token)}-character token: a token "
+            f"must have at least {MIN_TOKEN} characters (e.g. python -c "
+            "'import secrets; print(secrets.token_urlsafe(24))')"
+        )
 
 
 def _json_response(status: int, obj: Any) -> web.Response:
@@ -116,76 +123,6 @@ def _check_headers(request: web.Request) -> str:
     return session
 
 
-async def _read_body(request: web.Request, max_body: int, timeout: float) -> bytes:
-    length = request.content_length
-    if length is not None and length > max_body:
-        raise Refused(413, f"body: {length} bytes is over the limit of {max_body}")
-    try:
-        if request.content.is_eof():  # already buffered: no timer needed
-            return await request.read()
-        async with asyncio.timeout(timeout):
-            return await request.read()  # client_max_size == max_body, chunked included
-    except web.HTTPRequestEntityTooLarge:
-        raise Refused(413, f"body: over the limit of {max_body} bytes") from None
-    except TimeoutError:
-        raise Refused(408, f"body: not received within {timeout:g} s") from None
-
-
-def _line_count(body: bytes, most: int) -> int:
-    """Lines in `body` (a last line without a newline counts), up to `most` + 1.
-
-    bytes.find is memchr; bytes.count(b"\\n") scans several times slower.
-    """
-    count, pos, find = 0, -1, body.find
-    while count <= most:
-        pos = find(b"\n", pos + 1)
-        if pos < 0:
-            return count + (body[-1] != 10)
-        count += 1
-    return count
-
-
-def _split(body: bytes) -> tuple[bytes, int, list[dict[str, Any]], list[str]]:
-    """Validate each line: (bytes to append, frames accepted, rejected entries, reasons).
-
-    Raises Refused if the body is empty, not UTF-8, or a frame disagrees with the headers.
-    """
-    try:  # fast path: every line a valid frame, decoded in one call, stored byte for byte
-        n = len(_decode_lines(body))
-    except (msgspec.MsgspecError, UnicodeDecodeError):
-        pass  # msgspec raises UnicodeDecodeError for bad UTF-8 inside a string
-    else:
-        if n and b"\r" not in body and _line_count(body, n) == n:
-            return (body if body[-1] == 10 else body + b"\n"), n, [], []
-    if not body.strip():
-        raise Refused(400, "body: empty; send one or more frames, one per line")
-    try:
-        body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise Refused(400, f"body: invalid UTF-8 at byte offset {exc.start}") from None
-    good: list[bytes] = []
-    rejected: list[dict[str, Any]] = []
-    reasons: list[str] = []
-    for number, raw in enumerate(body.split(b"\n"), 1):
-        line = raw.strip()
-        if not line:
-            continue
-        try:
-            frame = _decode(line)
-        except _FrameError as exc:
-            reason = exc.reason
-            if reason.startswith(_HEADER_FIELDS) and not reason.endswith(": missing"):
-                raise Refused(
-                    400, f"line {number}: {reason} (disagrees with the request headers)"
-                ) from None
-            rejected.append({"line": number, "reason": reason})
-            reasons.append(reason)
-            continue
-        good.append(_encode_frame(frame) if b"\r" in line else line)
-    data = b"\n".join(good) + b"\n" if good else b""
-    return data, len(good), rejected, reasons
-
-
 def make_app(
     workspace: Workspace,
     *,
@@ -199,17 +136,14 @@ def make_app(
         raise ValueError(f"fsync must be one of {', '.join(FSYNC_MODES)}")
     store = SessionStore(workspace.captures_dir, fsync)  # type: ignore[arg-type]
     stats = Stats(fsync=fsync)
-    want = f"Bearer {token}".encode() if token else None
+    want = token.encode() if token else None
 
     @web.middleware
     async def guard(request: web.Request, handler: Any) -> web.StreamResponse:
         stats.requests += 1
         try:
             if want is not None and request.path != "/health":
-                got = request.headers.get("Authorization", "").encode(
-                    "utf-8", "replace"
-                )
-                if not hmac.compare_digest(got, want):
+                if not hmac.compare_digest(_bearer(request), want):
                     raise Refused(401, "authorization: missing or wrong bearer token")
             return await handler(request)
         except Refused as exc:
@@ -230,24 +164,26 @@ def make_app(
 
     async def san_frame(request: web.Request) -> web.Response:
         session = _check_headers(request)
-        body = await _read_body(request, max_body, body_timeout)
+        body = await read_body(request, max_body, body_timeout)
         stats.bytes_in += len(body)
-        data, accepted, rejected, reasons = _split(body)
+        got = await split(body)
+        del body
+        accepted = got.accepted
         if accepted:
             try:
-                await store.append_bytes(session, data)
+                await store.append_bytes(session, got.data)
             except OSError as exc:  # disk full, read-only: not acknowledged; retry
                 log.error("capture store: cannot append to %s: %s", session, exc)
                 raise Refused(
                     503, f"store: cannot write the session file: {exc.strerror}"
                 ) from None
-        stats.count_frames(session, accepted, reasons, time.time())
-        status = 200 if accepted else 422
+        stats.count_frames(session, accepted, got.rejected, got.by_kind, time.time())
         if not accepted:
             stats.bad(422)
-        return _json_response(
-            status, {"session": session, "accepted": accepted, "rejected": rejected}
-        )
+        return _json_response(200 if accepted else 422, {
+            "session": session, "accepted": accepted, "rejected": got.listed,
+            "rejected_count": got.rejected, "rejects_by_reason": got.by_kind,
+        })  # fmt: skip
 
     async def get_stats(request: web.Request) -> web.Response:
         return _json_response(200, stats.as_dict())
@@ -288,11 +224,7 @@ async def serve(
     """Serve until `stop` is set (or SIGTERM/SIGINT, or with `exit_with_parent` the process
     that started this one exits), then finish in-flight requests, close the store with
     fsync and remove the state file."""
-    if not token and not is_loopback(host):
-        raise ValueError(
-            f"refusing to listen on {host} without a token: any address other than "
-            "127.0.0.1/::1/localhost needs --token (or $TRAINLEDGER_CAPTURE_TOKEN)"
-        )
+    check_token(host, token)
     app = make_app(
         workspace,
         token=token,

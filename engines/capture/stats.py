@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 FPS_WINDOW = 120  # seconds of per-second accepted-frame counts kept for `recent_fps`
+MAX_KINDS = 200  # distinct reject kinds counted one by one; past that they count as OTHER
+OTHER = "other"
 
 
 @dataclass
@@ -36,17 +38,21 @@ class Stats:
         self.bad_requests[key] = self.bad_requests.get(key, 0) + 1
 
     def count_frames(
-        self, session: str, accepted: int, reasons: list[str], now: float
+        self, session: str, accepted: int, rejected: int, by_kind: dict[str, int], now: float
     ) -> None:
+        """Count one request; `by_kind` is its rejects per kind (`FrameError.kind`)."""
         self.frames_accepted += accepted
-        self.frames_rejected += len(reasons)
-        for reason in reasons:
-            self.rejects_by_reason[reason] = self.rejects_by_reason.get(reason, 0) + 1
+        self.frames_rejected += rejected
+        counts = self.rejects_by_reason
+        for kind, n in by_kind.items():
+            if kind not in counts and len(counts) >= MAX_KINDS:
+                kind = OTHER
+            counts[kind] = counts.get(kind, 0) + n
         s = self.sessions.get(session)
         if s is None:
             s = self.sessions[session] = {"accepted": 0, "rejected": 0, "last_at": now}
         s["accepted"] += accepted
-        s["rejected"] += len(reasons)
+        s["rejected"] += rejected
         s["last_at"] = now
         if accepted:
             sec = int(now)
