@@ -13,7 +13,8 @@ from typing import Any
 import msgspec
 
 from trainledger.engines.metrics.analysis import summarize
-from trainledger.engines.metrics.series import RunSeries
+from trainledger.engines.metrics.series import MAX_METRICS, RunSeries
+from trainledger.engines.safetext import clean
 from trainledger.engines.workspace import Workspace, list_runs
 
 
@@ -46,7 +47,8 @@ def run_rows(ws: Workspace) -> list[dict[str, Any]]:
                 "best_step": _num(summary.best_step) if summary else None,
                 "best_epoch": _num(summary.best_epoch) if summary else None,
                 "best_is_last": summary.best_is_last if summary else None,
-                "error": info.error or info.problem,
+                "error": "; ".join(p for p in (info.error, info.problem, snap.problem) if p) or None,
+                "ignored_metrics": snap.ignored_metrics,
             }
         )
     return rows
@@ -58,18 +60,22 @@ def print_runs(ws: Workspace, as_json: bool = False) -> int:
         sys.stdout.write(msgspec.json.format(msgspec.json.encode(rows), indent=2).decode() + "\n")
         return 0
     if not rows:
-        print(f"no runs in {ws.runs_dir}")
+        print(f"no runs in {clean(ws.runs_dir)}")
         return 0
+    # Text from run folders is data: printed with its control characters made visible
+    # (a run name holding ESC ] 2 ; ... BEL must not retitle the user's terminal).
     for r in rows:
-        line = f"{r['id']}  {r['status']}  {r['rows']} rows"
+        line = f"{clean(r['id'])}  {clean(r['status'])}  {r['rows']} rows"
         if r["metric"]:
-            line += f"  {r['metric']}: last {r['last']:.4g}" if r["last"] is not None else ""
+            line += f"  {clean(r['metric'])}: last {r['last']:.4g}" if r["last"] is not None else ""
             if r["best"] is not None:
                 at = f"epoch {r['best_epoch']:g}" if r["best_epoch"] is not None else f"step {r['best_step']:g}"
                 line += f", best {r['best']:.4g} at {at}"
                 if not r["best_is_last"]:
                     line += " (not the last)"
+        if r["ignored_metrics"]:
+            line += f"  (metric cap {MAX_METRICS:,} reached: {r['ignored_metrics']:,} names ignored)"
         if r["error"]:
-            line += f"  [{r['error']}]"
+            line += f"  [{clean(r['error'])}]"
         print(line)
     return 0

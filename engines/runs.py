@@ -21,6 +21,7 @@ from typing import Any, Sequence
 import msgspec
 
 from trainledger.engines.metrics.writer import new_run_id
+from trainledger.engines.safeio import open_regular_file
 from trainledger.engines.workspace import RunInfo, Workspace, validate_id
 
 SYSTEM_FILE = "system.jsonl"  # as engines/training/system.py writes it (that module is not imported here)
@@ -114,15 +115,18 @@ def tail_lines(path: Path, n: int = 5, max_bytes: int = 16384) -> list[str]:
 
 
 def last_line(path: Path, max_bytes: int = 8192) -> bytes | None:
-    """The last complete line of a file, found by seeking from its end; None if there is none."""
+    """The last complete line of a file, found by seeking from its end; None if there is none.
+
+    Only a regular file is read (a FIFO would block), and at most `max_bytes` of it.
+    """
     try:
-        with open(path, "rb") as fh:
+        with open_regular_file(path) as fh:
             fh.seek(0, os.SEEK_END)
             size = fh.tell()
             if size == 0:
                 return None
             fh.seek(max(0, size - max_bytes))
-            data = fh.read()
+            data = fh.read(max_bytes)
     except OSError:
         return None
     if not data.endswith(b"\n"):  # a half-written last row: use the one before it
@@ -141,7 +145,7 @@ def read_system(run_dir: Path) -> dict[str, Any] | None:
         return None
     try:
         row = msgspec.json.decode(line)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         return None
     return row if isinstance(row, dict) else None
 

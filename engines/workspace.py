@@ -19,6 +19,7 @@ from typing import Any, Literal
 import msgspec
 
 from trainledger.engines.pids import pid_alive
+from trainledger.engines.safeio import FileTooLarge, NotRegularFile, read_regular
 
 MARKER = ".trainledger-workspace"
 MARKER_SCHEMA = "trainledger-workspace/1"
@@ -33,6 +34,7 @@ STATE_DIR = ".trainledger"
 RUN_FILE = "run.json"
 METRICS_FILE = "metrics.jsonl"
 EVENTS_FILE = "events.jsonl"
+RUN_FILE_LIMIT = 4 << 20  # a run.json is a few KB; past this it is refused, not read
 
 _ID_RE = re.compile(r"[A-Za-z0-9._-]{1,128}")
 
@@ -253,10 +255,14 @@ class RunInfo:
 def read_run_info(run_dir: Path, check_pid: bool = True) -> RunInfo:
     """Read run.json leniently: a run folder with a missing or bad file still shows."""
     run_id = run_dir.name
-    try:
-        raw = msgspec.json.decode((run_dir / RUN_FILE).read_bytes())
+    try:  # never blocks (a FIFO), never reads without bound (/dev/zero, a huge file)
+        raw = msgspec.json.decode(read_regular(run_dir / RUN_FILE, RUN_FILE_LIMIT))
     except FileNotFoundError:
         return RunInfo(id=run_id, path=run_dir, problem="no run.json")
+    except (NotRegularFile, FileTooLarge) as exc:
+        return RunInfo(id=run_id, path=run_dir, problem=str(exc))
+    except RecursionError:
+        return RunInfo(id=run_id, path=run_dir, problem="run.json unreadable: nested too deeply")
     except (OSError, msgspec.DecodeError) as exc:
         return RunInfo(id=run_id, path=run_dir, problem=f"run.json unreadable: {exc}")
     if not isinstance(raw, dict):

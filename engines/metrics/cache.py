@@ -21,9 +21,11 @@ from typing import Any, Mapping, Sequence
 import msgspec
 import numpy as np
 
+from trainledger.engines.safeio import open_regular_file, read_regular
 from trainledger.engines.workspace import InvalidId, validate_id
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: sparse metrics as (row, value) pairs
+META_LIMIT = 16 << 20  # meta.json names at most 10,000 metrics
 META = "meta.json"
 HEAD_BYTES = 4096
 _HEADROOM = 0.25  # extra capacity given to loaded columns so appends do not copy at once
@@ -40,6 +42,7 @@ class CachedColumns:
     time: np.ndarray
     metrics: dict[str, np.ndarray]
     identity: dict[str, Any]
+    sparse: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     malformed: int = 0
     lines: int | None = None
     examples: list[str] = field(default_factory=list)
@@ -55,7 +58,7 @@ def cache_path(cache_dir: Path, run_id: str) -> Path | None:
 
 def _file_matches(path: Path, identity: Mapping[str, Any]) -> bool:
     offset = identity["offset"]
-    with open(path, "rb") as fh:
+    with open_regular_file(path) as fh:
         st = os.fstat(fh.fileno())
         if (st.st_dev, st.st_ino) != (identity["dev"], identity["ino"]):
             return False
@@ -67,7 +70,7 @@ def _file_matches(path: Path, identity: Mapping[str, Any]) -> bool:
 
 def _read_npy_into(path: Path, out: np.ndarray, n: int) -> bool:
     """Read a float64 vector of length n from a .npy file into out[:n] without a copy."""
-    with open(path, "rb") as fh:
+    with open_regular_file(path) as fh:
         major, _minor = np.lib.format.read_magic(fh)
         if major == 1:
             shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
@@ -93,14 +96,23 @@ def cache_is_fresh(cache_dir: Path, run_id: str, metrics_path: Path) -> bool:
     if folder is None:
         return False
     try:
-        meta = msgspec.json.decode((folder / META).read_bytes())
+        meta = msgspec.json.decode(read_regular(folder / META, META_LIMIT))
         return (
             isinstance(meta, dict)
             and meta.get("version") == CACHE_VERSION
             and _file_matches(metrics_path, meta["identity"])
         )
-    except (OSError, ValueError, KeyError, TypeError, msgspec.DecodeError):
+    except (OSError, ValueError, KeyError, TypeError, RecursionError, msgspec.DecodeError):
         return False
+
+
+def _read_pairs(folder: Path, i: int, count: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """A sparse metric's (row index, value) pairs; the rows are stored as float64."""
+    rows, vals = np.empty(count), np.empty(count)
+    if not (_read_npy_into(folder / f"s{i}.idx.npy", rows, count)
+            and _read_npy_into(folder / f"s{i}.npy", vals, count)):  # fmt: skip
+        return None
+    return rows.astype(np.int64), vals
 
 
 def load_cache(cache_dir: Path, run_id: str, metrics_path: Path) -> CachedColumns | None:
@@ -109,11 +121,12 @@ def load_cache(cache_dir: Path, run_id: str, metrics_path: Path) -> CachedColumn
     if folder is None:
         return None
     try:
-        meta = msgspec.json.decode((folder / META).read_bytes())
+        meta = msgspec.json.decode(read_regular(folder / META, META_LIMIT))
         if not isinstance(meta, dict) or meta.get("version") != CACHE_VERSION:
             return None
         ident = meta["identity"]
         n, keys = meta["n"], meta["keys"]
+        sparse_keys, counts = meta.get("sparse", []), meta.get("counts", [])
         if not (
             isinstance(ident, dict)
             and all(isinstance(ident.get(k), int) for k in ("dev", "ino", "offset"))
@@ -123,6 +136,11 @@ def load_cache(cache_dir: Path, run_id: str, metrics_path: Path) -> CachedColumn
             and isinstance(keys, list)
             and all(isinstance(k, str) for k in keys)
             and len(set(keys)) == len(keys)
+            and isinstance(sparse_keys, list)
+            and all(isinstance(k, str) and k not in keys for k in sparse_keys)
+            and isinstance(counts, list)
+            and len(counts) == len(sparse_keys)
+            and all(isinstance(c, int) and 0 <= c <= n for c in counts)
         ):
             return None
         if not _file_matches(metrics_path, ident):
@@ -136,6 +154,12 @@ def load_cache(cache_dir: Path, run_id: str, metrics_path: Path) -> CachedColumn
             if not _read_npy_into(folder / f"{file}.npy", arr, n):
                 return None
             cols[name] = arr
+        sparse = {}
+        for i, (name, count) in enumerate(zip(sparse_keys, counts)):
+            pairs = _read_pairs(folder, i, count)
+            if pairs is None:
+                return None
+            sparse[name] = pairs
         malformed = meta.get("malformed", 0)
         lines = meta.get("lines")
         examples = meta.get("examples", [])
@@ -148,13 +172,14 @@ def load_cache(cache_dir: Path, run_id: str, metrics_path: Path) -> CachedColumn
             time=time_,
             metrics=cols,
             identity=dict(ident),
+            sparse=sparse,
             malformed=malformed if isinstance(malformed, int) else 0,
             lines=lines if isinstance(lines, int) else None,
             examples=[e for e in examples if isinstance(e, str)][:5]
             if isinstance(examples, list)
             else [],
         )
-    except (OSError, ValueError, KeyError, TypeError, msgspec.DecodeError):
+    except (OSError, ValueError, KeyError, TypeError, RecursionError, msgspec.DecodeError):
         return None
 
 
@@ -170,6 +195,7 @@ def save_cache(
     malformed: int = 0,
     lines: int | None = None,
     examples: Sequence[str] = (),
+    sparse: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> bool:
     """Write the cache atomically; False (and nothing left behind) if it could not be."""
     folder = cache_path(cache_dir, run_id)
@@ -182,16 +208,21 @@ def save_cache(
     old = folder.parent / f".{folder.name}.{tag}.old"
     try:
         tmp.mkdir(parents=True)
-        cols = [("step", step), ("epoch", epoch), ("time", time)]
-        cols += [(f"m{i}", metrics[k]) for i, k in enumerate(keys)]
+        cols = [("step", step[:n]), ("epoch", epoch[:n]), ("time", time[:n])]
+        cols += [(f"m{i}", metrics[k][:n]) for i, k in enumerate(keys)]
+        pairs = dict(sparse or {})
+        for i, (rows, vals) in enumerate(pairs.values()):
+            cols += [(f"s{i}.idx", rows), (f"s{i}", vals)]
         for file, arr in cols:
             with open(tmp / f"{file}.npy", "wb") as fh:
-                np.lib.format.write_array(fh, np.ascontiguousarray(arr[:n], dtype="<f8"))
+                np.lib.format.write_array(fh, np.ascontiguousarray(arr, dtype="<f8"))
         meta = {
             "version": CACHE_VERSION,
             "identity": dict(identity),
             "n": n,
             "keys": keys,
+            "sparse": list(pairs),
+            "counts": [int(v[0].size) for v in pairs.values()],
             "malformed": int(malformed),
             "lines": lines,
             "examples": list(examples)[:5],

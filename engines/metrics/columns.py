@@ -27,6 +27,14 @@ SAMPLE_LINES = 64
 MAX_EXAMPLES = 5
 _MAX_RETRIES = 32  # key additions / loosenings per chunk before going line by line
 _MAX_SPLITS = 64  # bad lines handled by splitting a chunk before going line by line
+# Hostile but valid lines: each of these makes a line malformed instead of costing memory.
+MAX_LINE_BYTES = 4 << 20  # a metrics row this long is not a metrics row
+MAX_LINE_KEYS = 10_000  # as many names as a whole run may have (series.MAX_METRICS)
+MAX_FIELDS = 1024  # keys in the fast path's Struct; rarer ones go through the slow path
+_STRUCT_SLOTS = 1 << 23  # rows x fields decoded at once (64 MB of slots)
+# A column of a block with at least this many rows, holding a value on fewer than a
+# quarter of them, is kept as (row index, value) pairs instead of a full-length column.
+SPARSE_MIN_ROWS = 1024
 
 _NAN = math.nan
 _UNKNOWN_RE = re.compile(r"Object contains unknown field `(.*)` - at `\$\[(\d+)\]`", re.S)
@@ -39,7 +47,11 @@ _generic = msgspec.json.Decoder()
 
 @dataclass
 class Block:
-    """Columns parsed from a run of lines; every array has length `n`."""
+    """Columns parsed from a run of lines; every dense array has length `n`.
+
+    A metric present on few rows is in `sparse` as (row index int64, value float64)
+    arrays, holding its non-NaN values only; `metrics` and `sparse` never share a key.
+    """
 
     n: int
     step: np.ndarray  # float64; NaN where a row has no numeric step
@@ -50,6 +62,23 @@ class Block:
     malformed_examples: list[str] = field(default_factory=list)
     consumed: int = 0  # bytes of the buffer that were parsed (all of it unless cancelled)
     cancelled: bool = False
+    sparse: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+
+    def names(self) -> list[str]:
+        return [*self.metrics, *self.sparse]
+
+
+Sparse = tuple[np.ndarray, np.ndarray]  # (row index int64, value float64), non-NaN values only
+
+
+def dense_ok(count: int, n: int) -> bool:
+    """Whether `count` values over `n` rows are worth a full-length column."""
+    return n < SPARSE_MIN_ROWS or 4 * count >= n
+
+
+def to_sparse(col: np.ndarray) -> Sparse:
+    idx = np.flatnonzero(~np.isnan(col))
+    return idx, col[idx]
 
 
 @dataclass
@@ -57,7 +86,7 @@ class _Seg:
     """Columns of one decoded segment of a chunk."""
 
     n: int
-    cols: dict[str, np.ndarray]
+    cols: dict[str, np.ndarray | Sparse]
 
 
 class _Schema:
@@ -74,7 +103,7 @@ class _Schema:
     def add(self, key: str, loose: bool = False) -> bool:
         """Add a field for `key`; False if msgspec cannot name a field so (quote, control)."""
         if key not in self.index:
-            if _BAD_NAME_RE.search(key):
+            if len(self.keys) >= MAX_FIELDS or _BAD_NAME_RE.search(key):
                 return False
             self.index[key] = len(self.keys)
             self.keys.append(key)
@@ -146,6 +175,8 @@ class _Parser:
                     continue
                 m = _AT_ROW_RE.search(msg)
                 bad = self._nth_nonblank(start, end, int(m.group(1))) if m else None
+            except RecursionError:  # nested too deeply somewhere: find it line by line
+                bad = None
             except msgspec.DecodeError as exc:
                 m = _BYTE_RE.search(str(exc))
                 bad = start + int(m.group(1)) if m else None
@@ -183,7 +214,7 @@ class _Parser:
         n = len(rows)
         if n == 0:
             return
-        cols: dict[str, np.ndarray] = {}
+        cols: dict[str, np.ndarray | Sparse] = {}
         for i, key in enumerate(schema.keys):
             get = operator.attrgetter(f"f{i}")
             if key in schema.loose:
@@ -195,8 +226,14 @@ class _Parser:
                 except TypeError:  # a null somewhere: None -> NaN
                     col = np.array(list(map(get, rows)), dtype=np.float64)
                     seen = True
-            if seen or key in RESERVED:
+            if key in RESERVED:
                 cols[key] = col
+            elif seen:
+                if n >= SPARSE_MIN_ROWS:
+                    idx, vals = to_sparse(col)
+                    cols[key] = col if dense_ok(idx.size, n) else (idx, vals)
+                else:
+                    cols[key] = col
         self.segs.append(_Seg(n, cols))
 
     # -------------------------------------------------------------- slow path
@@ -221,14 +258,28 @@ class _Parser:
         if not rows:
             return
         n = len(rows)
-        cols = {key: np.full(n, _NAN) for key in RESERVED}
+        # Per key the rows that hold it: memory follows the values, not rows x names.
+        where: dict[str, list[int]] = {key: [] for key in RESERVED}
+        values: dict[str, list[float]] = {key: [] for key in RESERVED}
         for j, row in enumerate(rows):
             for key, v in row.items():
-                col = cols.get(key)
-                if col is None:
-                    col = cols[key] = np.full(n, _NAN)
+                js = where.get(key)
+                if js is None:
+                    js = where[key] = []
+                    values[key] = []
                 if v is not None:
-                    col[j] = v
+                    js.append(j)
+                    values[key].append(v)
+        cols: dict[str, np.ndarray | Sparse] = {}
+        for key, js in where.items():
+            idx = np.array(js, dtype=np.int64)
+            vals = np.array(values[key], dtype=np.float64)
+            if key in RESERVED or dense_ok(idx.size, n):
+                col = np.full(n, _NAN)
+                col[idx] = vals
+                cols[key] = col
+            else:
+                cols[key] = (idx, vals)
         self.segs.append(_Seg(n, cols))
 
     # -------------------------------------------------------------- result
@@ -238,21 +289,55 @@ class _Parser:
         for s in self.segs:
             names.update(dict.fromkeys(s.cols))
         out: dict[str, np.ndarray] = {}
+        sparse: dict[str, Sparse] = {}
         for key in (*RESERVED, *names):
-            if key in out:
+            if key in out or key in sparse:
                 continue
             if len(self.segs) == 1 and key in self.segs[0].cols:
-                out[key] = self.segs[0].cols[key]
+                part = self.segs[0].cols[key]
+                if isinstance(part, tuple):
+                    sparse[key] = part
+                else:
+                    out[key] = part
                 continue
-            col = np.empty(n)
-            pos = 0
-            for s in self.segs:
-                part = s.cols.get(key)
-                col[pos : pos + s.n] = _NAN if part is None else part
-                pos += s.n
-            out[key] = col
+            parts = [(pos, s.n, s.cols.get(key)) for pos, s in zip(self._offsets(), self.segs)]
+            count = sum(_count(p) for _, _, p in parts)
+            if key in RESERVED or dense_ok(count, n):
+                col = np.empty(n)
+                for pos, k, part in parts:
+                    if isinstance(part, tuple):
+                        col[pos : pos + k] = _NAN
+                        col[pos + part[0]] = part[1]
+                    else:
+                        col[pos : pos + k] = _NAN if part is None else part
+                out[key] = col
+            else:
+                idxs, vals = [], []
+                for pos, _, part in parts:
+                    if part is None:
+                        continue
+                    i, v = part if isinstance(part, tuple) else to_sparse(part)
+                    idxs.append(i + pos)
+                    vals.append(v)
+                sparse[key] = (np.concatenate(idxs), np.concatenate(vals))
         step, epoch, time_ = out.pop("step"), out.pop("epoch"), out.pop("time")
-        return Block(n, step, epoch, time_, out, self.malformed, self.examples, consumed, cancelled)
+        return Block(n, step, epoch, time_, out, self.malformed, self.examples, consumed, cancelled,
+                     sparse)
+
+    def _offsets(self) -> list[int]:
+        pos, offs = 0, []
+        for s in self.segs:
+            offs.append(pos)
+            pos += s.n
+        return offs
+
+
+def _count(part: np.ndarray | Sparse | None) -> int:
+    if part is None:
+        return 0
+    if isinstance(part, tuple):
+        return int(part[0].size)
+    return int(part.size - np.count_nonzero(np.isnan(part)))
 
 
 def _num(v: Any) -> float:
@@ -277,15 +362,23 @@ def _loose_column(values: Any, n: int) -> tuple[np.ndarray, bool]:
 
 def _lenient_row(line: bytes) -> dict[str, float | None] | str:
     """One line as {key: float or None(null)}, or a description of why it is malformed."""
+    if len(line) > MAX_LINE_BYTES:
+        return f"line longer than {MAX_LINE_BYTES >> 20} MiB"
     try:
         obj = _generic.decode(line)
+    except RecursionError:
+        return "nested too deeply"
     except msgspec.DecodeError:
         try:
             obj = json.loads(line)  # accepts NaN / Infinity, as Python's json writes them
-        except (ValueError, RecursionError):
+        except RecursionError:
+            return "nested too deeply"
+        except ValueError:
             return "not JSON"
     if not isinstance(obj, dict):
         return f"not a JSON object ({type(obj).__name__})"
+    if len(obj) > MAX_LINE_KEYS:
+        return f"more than {MAX_LINE_KEYS:,} keys"
     row: dict[str, float | None] = {}
     for key, v in obj.items():
         if v is None:
@@ -309,14 +402,16 @@ def _discover(buf: bytes, known: Sequence[str]) -> _Schema:
         starts.add(p + 1)
     for pos in sorted(starts):
         nl = buf.find(b"\n", pos)
+        if (size if nl < 0 else nl) - pos > MAX_LINE_BYTES:
+            continue
         line = buf[pos : size if nl < 0 else nl].strip()
         if not line:
             continue
         try:
             obj = _generic.decode(line)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):
             continue
-        if not isinstance(obj, dict):
+        if not isinstance(obj, dict) or len(obj) > MAX_LINE_KEYS:
             continue
         for key, v in obj.items():
             numeric = v is None or type(v) is float or type(v) is int
@@ -342,11 +437,12 @@ def parse_lines(
     size = len(buf)
     sample_end = buf.find(b"\n", 0, min(size, 1 << 16))
     avg = max(16, sample_end + 1) if sample_end >= 0 else 256
-    step_bytes = max(MIN_CHUNK_BYTES, avg * CHUNK_LINES)
     pos = 0
     while pos < size:
         if cancel is not None and cancel.is_set():
             return parser.block(pos, True)
+        lines = min(CHUNK_LINES, max(1024, _STRUCT_SLOTS // len(schema.keys)))
+        step_bytes = max(MIN_CHUNK_BYTES, avg * lines)
         nl = buf.find(b"\n", min(size - 1, pos + step_bytes))
         end = size if nl < 0 else nl + 1
         parser.chunk(schema, pos, end)

@@ -13,14 +13,15 @@ import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator, Mapping
 
 import msgspec
 import numpy as np
 
 from trainledger.engines.metrics import cache as _cache
-from trainledger.engines.metrics.columns import Block, parse_lines
+from trainledger.engines.metrics.columns import MAX_LINE_BYTES, Block, Sparse, parse_lines
 from trainledger.engines.metrics.tail import TailReader
+from trainledger.engines.safeio import NotRegularFile, open_regular_file
 from trainledger.engines.workspace import EVENTS_FILE, METRICS_FILE
 
 CACHE_MIN_ROWS = 100_000  # write the cache after a refresh that parsed this many rows...
@@ -28,6 +29,7 @@ CACHE_MIN_FRACTION = 0.2  # ...and at least this share of the total
 _MIN_CAPACITY = 1024
 _COUNT_LINES_MAX = 1 << 22  # bigger reads leave the line count to be made if needed
 _LINE_RE = re.compile(r"^line (\d+):")
+MAX_METRICS = 10_000  # distinct metric names kept per run; more are counted, not stored
 _generic = msgspec.json.Decoder()
 
 
@@ -41,6 +43,66 @@ class Event:
     fields: dict[str, Any]
 
 
+class MetricMap(Mapping[str, np.ndarray]):
+    """A snapshot's metrics by name, each a read-only length-n column (NaN = absent).
+
+    Dense metrics are views of the series' columns. A sparse one (a metric on few rows)
+    is held as (row index, value) pairs and made into a column only when asked for, so
+    memory follows the values present; `present(name)` gives the pairs without that.
+    """
+
+    def __init__(self, n: int, dense: dict[str, np.ndarray], sparse: dict[str, Sparse]) -> None:
+        self._n = n
+        self._dense = dense
+        self._sparse = sparse
+        self._made: dict[str, np.ndarray] = {}  # the last few sparse columns asked for
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        col = self._dense.get(name)
+        if col is not None:
+            return col
+        made = self._made.get(name)
+        if made is not None:
+            return made
+        idx, vals = self._sparse[name]
+        out = np.full(self._n, np.nan)
+        out[idx] = vals
+        out.flags.writeable = False
+        if len(self._made) >= 4:
+            self._made.pop(next(iter(self._made)))
+        self._made[name] = out
+        return out
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._dense or name in self._sparse
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._dense
+        yield from self._sparse
+
+    def __len__(self) -> int:
+        return len(self._dense) + len(self._sparse)
+
+    def present(self, name: str) -> Sparse | None:
+        """(row index, value) of the rows that hold `name`, without a full-length column."""
+        if name in self._sparse:
+            return self._sparse[name]
+        col = self._dense.get(name)
+        if col is None:
+            return None
+        idx = np.flatnonzero(~np.isnan(col))
+        return idx, col[idx]
+
+    def is_sparse(self, name: str) -> bool:
+        return name in self._sparse
+
+    def dense(self) -> dict[str, np.ndarray]:
+        return dict(self._dense)
+
+    def sparse(self) -> dict[str, Sparse]:
+        return dict(self._sparse)
+
+
 @dataclass(frozen=True)
 class SeriesSnapshot:
     """Read-only views of a run's columns at one moment."""
@@ -50,12 +112,14 @@ class SeriesSnapshot:
     step: np.ndarray
     epoch: np.ndarray
     time: np.ndarray
-    metrics: dict[str, np.ndarray]  # len n each, NaN = absent in that row
+    metrics: Mapping[str, np.ndarray]  # len n each, NaN = absent in that row (a MetricMap)
     events: tuple[Event, ...]
     malformed: int  # skipped lines so far (metrics + events files)
     deleted: bool  # metrics.jsonl is gone
     version: int  # increments on every change
     malformed_examples: tuple[str, ...] = ()
+    problem: str | None = None  # why a file cannot be read ("metrics.jsonl is a FIFO, ...")
+    ignored_metrics: int = 0  # distinct names past MAX_METRICS, not stored
 
     def metric_names(self) -> list[str]:
         return sorted(self.metrics)
@@ -64,8 +128,7 @@ class SeriesSnapshot:
         """Finite (x, y) points of `metric`; x is step, epoch or time (seconds since start)."""
         if x not in ("step", "epoch", "time"):
             raise ValueError(f"x must be step, epoch or time, not {x!r}")
-        y = self.metrics.get(metric)
-        if y is None:
+        if metric not in self.metrics:
             return np.empty(0), np.empty(0)
         xs = getattr(self, x)
         if x == "time":
@@ -73,6 +136,11 @@ class SeriesSnapshot:
             if finite_t.size == 0:
                 return np.empty(0), np.empty(0)
             xs = xs - xs[finite_t[0]]
+        if isinstance(self.metrics, MetricMap) and self.metrics.is_sparse(metric):
+            idx, y = self.metrics.present(metric)  # type: ignore[misc]  # few rows: no full column
+            xs = xs[idx]
+        else:
+            y = self.metrics[metric]
         keep = np.isfinite(xs) & np.isfinite(y)
         return xs[keep], y[keep]
 
@@ -89,9 +157,48 @@ class RefreshResult:
     cancelled: bool = False  # stopped early by `cancel`; call again to read the rest
 
 
+class _SparseCol:
+    """A metric on few rows: growable (row index, value) arrays; [0, count) is published."""
+
+    def __init__(self, idx: np.ndarray, vals: np.ndarray) -> None:
+        self.count = int(idx.size)
+        cap = max(16, self.count)
+        self.idx = np.empty(cap, dtype=np.int64)
+        self.vals = np.empty(cap)
+        self.idx[: self.count] = idx
+        self.vals[: self.count] = vals
+
+    def extend(self, idx: np.ndarray, vals: np.ndarray) -> None:
+        k = int(idx.size)
+        if not k:
+            return
+        need = self.count + k
+        if need > self.idx.size:  # new arrays: views already handed out stay valid
+            cap = max(need, 2 * self.idx.size)
+            idx_new, vals_new = np.empty(cap, dtype=np.int64), np.empty(cap)
+            idx_new[: self.count] = self.idx[: self.count]
+            vals_new[: self.count] = self.vals[: self.count]
+            self.idx, self.vals = idx_new, vals_new
+        self.idx[self.count : need] = idx
+        self.vals[self.count : need] = vals
+        self.count = need
+
+    def views(self) -> Sparse:
+        return _ro(self.idx[: self.count]), _ro(self.vals[: self.count])
+
+
+def _present(part: np.ndarray) -> int:
+    return int(part.size - np.count_nonzero(np.isnan(part)))
+
+
 @dataclass
 class _Columns:
-    """Growable float64 columns; [0, n) is never written once published."""
+    """Growable float64 columns; [0, n) is never written once published.
+
+    A metric present on at least a quarter of the rows has a full-length column; one on
+    fewer (first seen late, or on few rows) is kept as (row, value) pairs, and moves to
+    a column once it holds values on half the rows. At most MAX_METRICS names are kept.
+    """
 
     n: int = 0
     cap: int = 0
@@ -99,6 +206,12 @@ class _Columns:
     epoch: np.ndarray = field(default_factory=lambda: np.empty(0))
     time: np.ndarray = field(default_factory=lambda: np.empty(0))
     metrics: dict[str, np.ndarray] = field(default_factory=dict)
+    sparse: dict[str, _SparseCol] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)  # values present per dense metric
+    ignored: set[str] = field(default_factory=set)  # names past MAX_METRICS
+
+    def names(self) -> list[str]:
+        return [*self.metrics, *self.sparse]
 
     def _grow(self, need: int) -> None:
         cap = max(need, 2 * self.cap, _MIN_CAPACITY)
@@ -109,18 +222,43 @@ class _Columns:
             return new
 
         self.step, self.epoch, self.time = moved(self.step), moved(self.epoch), moved(self.time)
-        self.metrics = {k: moved(v) for k, v in self.metrics.items()}
+        metrics = {}
+        for name, col in self.metrics.items():
+            count = self.counts.get(name)
+            if count is None:
+                count = self.counts[name] = _present(col[: self.n])
+            if self.n >= 1024 and 8 * count < self.n:  # become rare: pairs, not a column
+                part = col[: self.n]
+                idx = np.flatnonzero(~np.isnan(part))
+                self.sparse[name] = _SparseCol(idx, part[idx])
+                self.counts.pop(name, None)
+            else:
+                metrics[name] = moved(col)
+        self.metrics = metrics
         self.cap = cap
+
+    def _admit(self, names: list[str]) -> list[str]:
+        """The block's new names that fit under MAX_METRICS; the rest are counted."""
+        room = MAX_METRICS - len(self.metrics) - len(self.sparse)
+        new = [k for k in names if k not in self.metrics and k not in self.sparse]
+        if len(new) > room:
+            self.ignored.update(new[max(0, room):])
+            new = new[: max(0, room)]
+        return new
 
     def append(self, block: Block) -> None:
         k = block.n
         if k == 0:
             return
         n = self.n
+        new = self._admit(block.names())
         if n == 0 and self.cap == 0:  # adopt the parsed arrays: no copy
             self.step = _fill_steps(block.step, -1.0)
             self.epoch, self.time = block.epoch, block.time
-            self.metrics = dict(block.metrics)
+            keep = set(new)
+            self.metrics = {name: c for name, c in block.metrics.items() if name in keep}
+            self.sparse = {name: _SparseCol(*p) for name, p in block.sparse.items() if name in keep}
+            self.counts = {}
             self.n = self.cap = k
             return
         if n + k > self.cap:
@@ -131,22 +269,54 @@ class _Columns:
         self.time[n : n + k] = block.time
         for name, col in self.metrics.items():
             part = block.metrics.get(name)
-            col[n : n + k] = np.nan if part is None else part
-        for name, part in block.metrics.items():
-            if name not in self.metrics:
-                col = np.full(self.cap, np.nan)
+            if part is not None:
                 col[n : n + k] = part
-                self.metrics[name] = col
+            else:
+                col[n : n + k] = np.nan
+                pairs = block.sparse.get(name)
+                if pairs is not None:
+                    col[n + pairs[0]] = pairs[1]
+            if name in self.counts:
+                self.counts[name] += _present(col[n : n + k])
+        for name, sp in self.sparse.items():
+            pairs = _block_pairs(block, name)
+            if pairs is not None:
+                sp.extend(pairs[0] + n, pairs[1])
+        for name in new:
+            pairs = _block_pairs(block, name)
+            assert pairs is not None
+            self.sparse[name] = _SparseCol(pairs[0] + n, pairs[1])
         self.n = n + k
+        for name in [m for m, sp in self.sparse.items() if 2 * sp.count >= self.n]:
+            self._densify(name)
 
-    def views(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    def _densify(self, name: str) -> None:
+        sp = self.sparse.pop(name)
+        col = np.full(self.cap, np.nan)
+        col[sp.idx[: sp.count]] = sp.vals[: sp.count]
+        self.metrics[name] = col
+        self.counts[name] = sp.count
+
+    def views(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, MetricMap]:
         n = self.n
         return (
             _ro(self.step[:n]),
             _ro(self.epoch[:n]),
             _ro(self.time[:n]),
-            {k: _ro(v[:n]) for k, v in self.metrics.items()},
+            MetricMap(n, {k: _ro(v[:n]) for k, v in self.metrics.items()},
+                      {k: v.views() for k, v in self.sparse.items()}),
         )
+
+
+def _block_pairs(block: Block, name: str) -> Sparse | None:
+    pairs = block.sparse.get(name)
+    if pairs is not None:
+        return pairs
+    col = block.metrics.get(name)
+    if col is None:
+        return None
+    idx = np.flatnonzero(~np.isnan(col))
+    return idx, col[idx]
 
 
 def _ro(a: np.ndarray) -> np.ndarray:
@@ -185,6 +355,7 @@ class RunSeries:
         self._examples: list[str] = []
         self._events: list[Event] = []
         self._deleted = False
+        self._problems: dict[str, str] = {}  # file name -> why it cannot be read
         self._version = 0
         self._tried_cache = self.cache_dir is None
         self._snapshot = self._make_snapshot()
@@ -207,6 +378,7 @@ class RunSeries:
             changed = cached_rows > 0
 
         tail = self._reader.poll()
+        changed = self._note_problem(METRICS_FILE, tail.problem) or changed
         reset = tail.reset
         if reset:
             self._cols = _Columns()
@@ -261,9 +433,18 @@ class RunSeries:
             cancelled=block.cancelled,
         )
 
+    def _note_problem(self, name: str, problem: str | None) -> bool:
+        if self._problems.get(name) == problem:
+            return False
+        if problem is None:
+            self._problems.pop(name, None)
+        else:
+            self._problems[name] = problem
+        return True
+
     def _read_events(self) -> tuple[int, int, bool]:
         tail = self._ev_reader.poll()
-        changed = False
+        changed = self._note_problem(EVENTS_FILE, tail.problem)
         if tail.reset:
             changed = bool(self._events or self._ev_malformed)
             self._events = []
@@ -287,7 +468,7 @@ class RunSeries:
         """Newlines in metrics.jsonl before `offset` (only to number malformed lines)."""
         count = 0
         try:
-            with open(self.metrics_path, "rb") as fh:
+            with open_regular_file(self.metrics_path) as fh:
                 left = offset
                 while left > 0:
                     piece = fh.read(min(left, 1 << 24))
@@ -295,7 +476,7 @@ class RunSeries:
                         break
                     count += piece.count(b"\n")
                     left -= len(piece)
-        except OSError:
+        except (OSError, NotRegularFile):
             pass
         return count
 
@@ -313,6 +494,8 @@ class RunSeries:
             deleted=self._deleted,
             version=self._version,
             malformed_examples=tuple(self._examples),
+            problem="; ".join(self._problems.values()) or None,
+            ignored_metrics=len(self._cols.ignored),
         )
 
     def _load_cache(self) -> int:
@@ -335,6 +518,7 @@ class RunSeries:
             epoch=loaded.epoch,
             time=loaded.time,
             metrics=loaded.metrics,
+            sparse={k: _SparseCol(i, v) for k, (i, v) in loaded.sparse.items()},
         )
         self._lines = loaded.lines
         self._malformed = loaded.malformed
@@ -351,7 +535,8 @@ class RunSeries:
             step=step,
             epoch=epoch,
             time=time_,
-            metrics=metrics,
+            metrics=metrics.dense(),
+            sparse=metrics.sparse(),
             malformed=self._malformed,
             lines=self._lines,
             examples=self._examples,
@@ -371,8 +556,12 @@ def _num(v: Any) -> float | None:
 
 def _parse_event(line: bytes, default_step: float) -> Event | None:
     """One events.jsonl line as an Event, leniently; None if it is not a JSON object."""
+    if len(line) > MAX_LINE_BYTES:
+        return None
     try:
         obj = _generic.decode(line)
+    except RecursionError:
+        return None
     except msgspec.DecodeError:
         try:
             obj = json.loads(line)

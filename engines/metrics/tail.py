@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from trainledger.engines.safeio import NotRegularFile, open_regular_file
+
 HEAD_BYTES = 4096  # how much of the file's start we remember to detect a rewrite
 _READ_PIECE = 1 << 20  # read size while looking for the end of an over-long line
 
@@ -26,6 +28,7 @@ class Tail:
     reset: bool  # truncated / replaced / rewritten: drop everything, data is from offset 0
     deleted: bool  # the file we had been reading no longer exists
     missing: bool = False  # the file does not exist now (seen before or not)
+    problem: str | None = None  # why the path cannot be read (a FIFO, a device, a folder)
 
 
 def fingerprint_of(head: bytes) -> str:
@@ -70,10 +73,13 @@ class TailReader:
         Never raises for a missing or unreadable file: a missing file gives
         deleted=True (if we had seen it) and the next read starts at 0 with reset=True.
         """
-        try:
-            fh = open(self.path, "rb")
+        try:  # never open() a FIFO or a device: that blocks, or never ends
+            fh = open_regular_file(self.path)
         except (FileNotFoundError, NotADirectoryError):
             return self._gone()
+        except NotRegularFile as exc:
+            gone = self._gone()
+            return Tail(b"", 0, False, gone.deleted, missing=True, problem=str(exc))
         except OSError:
             return Tail(b"", self.offset, False, False)
         with fh:
@@ -132,12 +138,13 @@ class TailReader:
 
         start = self.offset
         fh.seek(start)
-        if max_bytes is None:
-            raw = fh.read()
+        size = max(0, st.st_size - start)  # bounded: a file that keeps growing waits for the next poll
+        if max_bytes is None or max_bytes >= size:
+            raw = fh.read(size)
         else:
             raw = fh.read(max(1, int(max_bytes)))
             if raw and b"\n" not in raw:
-                raw = self._read_to_newline(fh, raw)
+                raw = self._read_to_newline(fh, raw, size - len(raw))
         cut = raw.rfind(b"\n") + 1
         data = raw if cut == len(raw) else raw[:cut]
         self.offset = start + len(data)
@@ -161,11 +168,12 @@ class TailReader:
         return current == self._head[:want]
 
     @staticmethod
-    def _read_to_newline(fh: Any, raw: bytes) -> bytes:
+    def _read_to_newline(fh: Any, raw: bytes, left: int) -> bytes:
         """A single line longer than max_bytes: keep reading until it ends (or EOF)."""
         parts = [raw]
-        while True:
-            piece = fh.read(_READ_PIECE)
+        while left > 0:
+            piece = fh.read(min(_READ_PIECE, left))
+            left -= len(piece)
             if not piece:
                 break
             parts.append(piece)

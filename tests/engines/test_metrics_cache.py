@@ -53,7 +53,7 @@ def test_round_trip_then_only_appended_rows(run: tuple[Path, Path]) -> None:
     run_dir, cache_dir = run
     a = first_open(run_dir, cache_dir).snapshot()
     meta = json.loads((cache_dir / "run-1" / "meta.json").read_text())
-    assert meta["version"] == 1 and meta["n"] == ROWS and meta["keys"] == ["loss"]
+    assert meta["version"] == cache_mod.CACHE_VERSION and meta["n"] == ROWS and meta["keys"] == ["loss"]
     assert set(meta["identity"]) == {"dev", "ino", "offset", "fingerprint"}
 
     write_rows(run_dir / "metrics.jsonl", ROWS, 7, extra="val/loss")
