@@ -19,6 +19,7 @@ from trainledger.engines.capture.client import (
     FileResult,
     SendError,
     SendResult,
+    rejected_count,
     send_files,
     send_lines,
 )
@@ -168,7 +169,7 @@ def _stream(args: argparse.Namespace) -> int:
 
     def progress(status: int, body: dict[str, Any]) -> None:
         totals["accepted"] += int(body.get("accepted", 0) or 0)
-        totals["rejected"] += len(body.get("rejected") or [])
+        totals["rejected"] += rejected_count(body)
         now = time.monotonic()
         if now - last[0] >= REPORT_EVERY_S:
             last[0] = now

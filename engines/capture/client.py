@@ -230,6 +230,12 @@ def send_lines(
     return result
 
 
+def rejected_count(body: dict[str, Any]) -> int:
+    """How many lines a response rejected: its count, or (older servers) its list's length."""
+    count = body.get("rejected_count")
+    return int(count) if isinstance(count, int) else len(body.get("rejected") or [])
+
+
 def _record(result: SendResult, status: int, body: dict[str, Any], n: int) -> None:
     result.requests += 1
     result.frames_sent += n
@@ -237,7 +243,12 @@ def _record(result: SendResult, status: int, body: dict[str, Any], n: int) -> No
     if status in (200, 422) and "accepted" in body:
         result.accepted += int(body.get("accepted", 0))
         rejected = body.get("rejected") or []
-        result.rejected += len(rejected)
+        result.rejected += rejected_count(body)
+        by_kind = body.get("rejects_by_reason")
+        if isinstance(by_kind, dict):  # every reject counted by kind (servers since issue 9)
+            for kind, count in by_kind.items():
+                result.reasons[str(kind)] += int(count)
+            return
         for item in rejected:
             reason = (
                 str(item.get("reason", "?")) if isinstance(item, dict) else str(item)

@@ -10,7 +10,8 @@ that promise and the fsync policy on top of it (what survives a power cut):
 - ``off``: never fsync; the kernel writes back when it likes (typically within 30 s).
 
 All lines of one `append` go out in one `os.write` on an ``O_APPEND`` fd under a per-session
-lock, so two clients writing one session never interleave partial lines.
+lock, so two clients writing one session never interleave partial lines. A write that fails
+(disk full) leaves the file as it was: the bytes that fit are truncated away again.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ class _Open:
     synced: int = 0  # newest write known to be on disk
     syncing: asyncio.Future[None] | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    torn: bool = False  # a failed write could not be cut off: the file may end mid-line
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -48,6 +50,30 @@ def _write_all(fd: int, data: bytes) -> None:
     while view:
         n = os.write(fd, view)
         view = view[n:]
+
+
+def _append(entry: _Open, data: bytes) -> None:
+    """Write `data` at the end, or raise OSError with the file exactly as it was before.
+
+    A write that fails part way (ENOSPC, EDQUOT, EIO) is cut off again with ftruncate, so a
+    retry cannot duplicate the bytes that fit. If even that fails, the next write that
+    succeeds starts with a newline, so every acknowledged frame stays a readable line.
+    """
+    fd = entry.fd
+    if entry.torn:
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            data = b"\n" + data
+    size = os.fstat(fd).st_size  # under the session lock: nobody else appends here
+    try:
+        _write_all(fd, data)
+    except OSError:
+        try:
+            os.ftruncate(fd, size)
+        except OSError:
+            entry.torn = True
+        raise
+    entry.torn = False
 
 
 class SessionStore:
@@ -126,7 +152,7 @@ class SessionStore:
             raise ValueError("data must end with a newline")
         entry = self._open(session_id)
         async with entry.lock:
-            _write_all(entry.fd, data)
+            _append(entry, data)
             entry.written += 1
             seq = entry.written
         if self.fsync == "always":
