@@ -7,23 +7,28 @@ async worker, and torch is never imported in this process.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
+from rich.text import Text
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
+from textual.filter import LineFilter
 from textual.screen import Screen
 from textual.lazy import Lazy
 from textual.widgets import Footer, Static, TabbedContent, TabPane
 
+from trainledger.console.executor import DaemonThreadPool
 from trainledger.console.panes.capture import CapturePane
 from trainledger.console.panes.curves import CurvesPane
 from trainledger.console.prefetch import Prefetch
 from trainledger.console.panes.planned import PORTS, VERSIONS, PlannedPane
 from trainledger.console.screens.capture_session import CaptureSessionScreen
 from trainledger.console.screens.help import HelpScreen, binding_rows
+from trainledger.console.text import ControlCharacterFilter, plain
 from trainledger.console.watcher import WorkspaceWatcher
 from trainledger.engines.workspace import Workspace
 from trainledger.themes import CSS_PATH, THEMES, choose_theme, register_themes
@@ -74,7 +79,13 @@ class TrainledgerApp(App[None]):
         prefetch: Prefetch | None = None,
     ) -> None:
         self._requested_theme = choose_theme(theme, os.environ)  # fails early on a bad name
-        super().__init__()
+        # Under NO_COLOR Textual adds a filter: with ansi_color it is NoColor (the terminal's
+        # own colours, bold/dim/reverse kept); without, Monochrome, which turns the mono
+        # theme's ANSI default colours into black on black.
+        super().__init__(ansi_color=True if "NO_COLOR" in os.environ else None)
+        if self.no_color:
+            self.add_class("-no-color")  # app.tcss: reverse video where colour showed
+        self._control_filter = ControlCharacterFilter()
         self.workspace = workspace
         self.watch_enabled = watch
         self.origin = origin
@@ -105,9 +116,17 @@ class TrainledgerApp(App[None]):
                 yield PlannedPane(PORTS, self.workspace.root, self.location)
         yield Footer()
 
-    def _topbar(self) -> str:
+    def _topbar(self) -> Text:
         tag = f" · {self.origin}" if self.origin and self.origin != "argument" else ""
-        return f"trainledger · {self.location}{tag}"
+        return plain(f"trainledger · {self.location}{tag}")  # a folder name is data too
+
+    def on_load(self) -> None:
+        # Thread workers run on the loop's default executor: make it one that never keeps
+        # the console from exiting when a worker is stuck (console/executor.py).
+        asyncio.get_running_loop().set_default_executor(DaemonThreadPool())
+
+    def get_line_filters(self) -> Sequence[LineFilter]:
+        return [*super().get_line_filters(), self._control_filter]
 
     def on_mount(self) -> None:
         if self.watch_enabled:

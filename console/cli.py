@@ -217,7 +217,7 @@ def _cmd_open(args: argparse.Namespace) -> int:
         ws, theme=args.theme, watch=not args.no_watch, origin=origin, prefetch=prefetch
     )
     app.run()
-    return 0
+    return _exit_status(app)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -238,12 +238,18 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         if args.headless_seconds is not None:
             return _run_headless(app, ws, args.headless_seconds, trainer.pid)
         app.run()
-        return 0
+        return _exit_status(app)
     finally:
         capture.join()  # so stop_all() sees a server that was still starting
         procs.stop_all()
         if capture.error:
             print(f"trainledger demo: capture was off: {capture.error}", file=sys.stderr)
+
+
+def _exit_status(app: object) -> int:
+    """0 after `q`; Textual's non-zero code (1) when the console died of an exception."""
+    code = getattr(app, "return_code", None)
+    return int(code) if code else 0
 
 
 class _DemoCapture:
@@ -287,7 +293,7 @@ def _run_headless(app: object, ws: object, seconds: float, trainer_pid: int) -> 
     print(f"workspace: {ws.root}")  # type: ignore[attr-defined]
     print(f"trainer pid: {trainer_pid} (stopped)")
     print(app.summary)
-    return 0
+    return _exit_status(app)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -26,6 +26,7 @@ __all__ = [
     "MONO_THEME",
     "THEMES",
     "choose_theme",
+    "few_colours",
     "marker_styles",
     "register_themes",
     "series_styles",
@@ -201,7 +202,8 @@ def register_themes(app: _ThemedApp) -> None:
 
 
 def choose_theme(requested: str | None, environ: Mapping[str, str]) -> str:
-    """The theme to start with: the requested one, else mono under NO_COLOR, else dark.
+    """The theme to start with: the requested one, else mono under NO_COLOR or in a
+    16-colour terminal, else dark.
 
     NO_COLOR counts when present with any value (no-color.org). Call this before the
     `App` is constructed: Textual's `App.__init__` removes NO_COLOR from `os.environ`.
@@ -212,9 +214,29 @@ def choose_theme(requested: str | None, environ: Mapping[str, str]) -> str:
             valid = ", ".join(THEMES)
             raise ValueError(f"unknown theme {requested!r}; choose one of: {valid}")
         return requested
-    if "NO_COLOR" in environ:
+    if "NO_COLOR" in environ or few_colours(environ):
         return MONO_THEME
     return DEFAULT_THEME
+
+
+def few_colours(environ: Mapping[str, str]) -> bool:
+    """Whether the terminal shows only the 8/16 ANSI colours (TERM=xterm, screen, linux).
+
+    There the dark theme's greys all map to ANSI black and its separators vanish into the
+    background; the mono theme uses the terminal's own colours instead. The rules are
+    Rich's (which Textual renders through): COLORTERM=truecolor/24bit, or a TERM ending
+    in -256color, means more colours; TEXTUAL_COLOR_SYSTEM overrides both. No TERM at
+    all (not a terminal, or Windows) keeps the default.
+    """
+    system = environ.get("TEXTUAL_COLOR_SYSTEM", "").strip().lower()
+    if system and system != "auto":
+        return system in ("standard", "windows")
+    if environ.get("COLORTERM", "").strip().lower() in ("truecolor", "24bit"):
+        return False
+    term = environ.get("TERM", "").strip().lower()
+    if not term:
+        return False
+    return term.rsplit("-", 1)[-1] not in ("256color", "truecolor", "24bit", "direct")
 
 
 def series_styles(theme_name: str) -> list[str]:

@@ -29,6 +29,7 @@ from trainledger.console.messages import (
     CaptureScanned,
     CaptureServerPolled,
 )
+from trainledger.console.text import clean_lines
 from trainledger.console.widgets.capture_detail import (
     CaptureDetail,
     server_fps,
@@ -414,9 +415,10 @@ class CapturePane(Widget):
         self.server_busy = False
         self.last_error = error
         if error:
-            self.notify(error, title="Capture server", severity="error", timeout=12)
+            self.notify(clean_lines(error), title="Capture server", severity="error", timeout=12,
+                        markup=False)  # the error text comes from a process
         elif note:
-            self.notify(note, title="Capture server", timeout=4)
+            self.notify(clean_lines(note), title="Capture server", timeout=4, markup=False)
         self._render_server()
         if self.poll_server:
             self._poll_server()

@@ -16,6 +16,7 @@ from textual.app import ComposeResult
 from textual.widget import Widget
 from textual.widgets import Static
 
+from trainledger.console.text import clean
 from trainledger.console.messages import CaptureChanged, PortsChanged, RegistryChanged
 
 
@@ -85,7 +86,7 @@ class PlannedPane(Widget):
         t.append(f"{s.title}\n", style="bold")
         t.append(f"Shows {s.shows}.\n\n")
         t.append("Fed by  ", style="dim")
-        t.append(f"{self.location}/{s.source}\n")
+        t.append(clean(f"{self.location}/{s.source}") + "\n")
         t.append("Now     ", style="dim")
         t.append(f"{self.count} {'entries' if self.count != 1 else 'entry'}\n")
         t.append("Fill it ", style="dim")

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from trainledger.console.messages import RunsChanged, SystemSampled
+from trainledger.console.text import notify_plain
 from trainledger.console.screens.run_control import ConfirmStopScreen, NewRunRequest, NewRunScreen
 from trainledger.console.widgets.runlist import RunList
 from trainledger.engines import runs as run_control
@@ -66,14 +67,14 @@ class RunControl(_Base):
                 started = run_control.start_run(ws, request.model, data=request.data, backend=request.backend,
                                                 epochs=request.epochs, settings=request.settings)  # fmt: skip
             except (OSError, ValueError) as exc:
-                app.call_from_thread(app.notify, str(exc), title="New run", severity="error")
+                app.call_from_thread(notify_plain, app, str(exc), title="New run", severity="error")
                 return
-            app.call_from_thread(app.notify, f"run {started.run_id}\nlog {started.log_path}",
+            app.call_from_thread(notify_plain, app, f"run {started.run_id}\nlog {started.log_path}",
                                  title=f"Started {request.model}", timeout=6)  # fmt: skip
             code = run_control.early_exit(started.proc, 2.0)
             if code not in (None, 0):
                 tail = "\n".join(run_control.tail_lines(started.log_path, 4)) or "(empty log)"
-                app.call_from_thread(app.notify, f"{started.run_id} exited with status {code}:\n{tail}",
+                app.call_from_thread(notify_plain, app, f"{started.run_id} exited with status {code}:\n{tail}",
                                      title="Run failed to start", severity="error", timeout=15)  # fmt: skip
             self.post_message(RunsChanged())
 
@@ -89,7 +90,7 @@ class RunControl(_Base):
         try:
             plan = run_control.stop_plan(info)
         except run_control.StopRefused as exc:
-            self.notify(str(exc), title="Stop run", severity="error")
+            notify_plain(self, str(exc), title="Stop run", severity="error")
             return
 
         def chosen(confirmed: bool | None) -> None:
@@ -106,9 +107,9 @@ class RunControl(_Base):
                 fresh = read_run_info(info.path)  # it may have ended while the modal was open
                 done = run_control.stop_run(fresh)
             except run_control.StopRefused as exc:
-                app.call_from_thread(app.notify, str(exc), title="Stop run", severity="error")
+                app.call_from_thread(notify_plain, app, str(exc), title="Stop run", severity="error")
                 return
-            app.call_from_thread(app.notify, done, title="Stop run", timeout=5)
+            app.call_from_thread(notify_plain, app, done, title="Stop run", timeout=5)
 
         self.run_worker(work, thread=True, group="stop-run", exit_on_error=False,
                         description=f"stop run {info.id}")

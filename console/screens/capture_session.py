@@ -17,6 +17,7 @@ from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
+from trainledger.console.text import clean_lines, plain
 from trainledger.console.widgets.capture_render import human_bytes, micros
 from trainledger.engines.capture.sessions import SessionSummary
 
@@ -29,12 +30,12 @@ def session_facts(
     t = Table(box=None, show_header=False, expand=True, pad_edge=False)
     t.add_column("what", style="dim", no_wrap=True)
     t.add_column("value", overflow="fold")
-    t.add_row("file", shown_path or str(s.path))
+    t.add_row("file", plain(shown_path or str(s.path)))
     t.add_row("size", f"{human_bytes(s.size)} ({s.size:,} bytes)")
     modified = datetime.fromtimestamp(s.mtime, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     t.add_row("modified", modified)
     if not s.valid_id:
-        t.add_row("session id", Text(f"invalid: {s.invalid_reason}", style="bold"))
+        t.add_row("session id", plain(f"invalid: {s.invalid_reason}", style="bold"))
     t.add_row("lines", f"{s.lines:,}")
     t.add_row("frames", f"{s.frames:,} accepted")
     t.add_row("rejected", f"{s.rejected:,}")
@@ -74,7 +75,7 @@ def rejects_table(s: SessionSummary) -> Table | Text:
     for reason, count in s.reasons.items():
         t.add_row(
             f"{count:,}",
-            reason,
+            plain(reason),
             ", ".join(str(n) for n in first.get(reason, [])) or "…",
         )
     return t
@@ -115,7 +116,7 @@ class CaptureSessionScreen(ModalScreen[None]):
             yield Static(Text("esc closes", style="dim"))
 
     def _title(self) -> Text:
-        return Text(f"Session {self.summary.id}", style="bold")
+        return plain(f"Session {self.summary.id}", style="bold")
 
     def show(self, summary: SessionSummary) -> None:
         """The pane scanned again: show the newer facts (cheap; only when it changed)."""
@@ -157,7 +158,7 @@ class ConfirmStopServerScreen(ModalScreen[bool]):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Static("Stop the capture server?", markup=False)
-            yield Static(self.plan, id="stop-server-plan", markup=False)
+            yield Static(clean_lines(self.plan), id="stop-server-plan", markup=False)
             yield Static("y / Enter: stop it    n / Esc: keep it running", markup=False)
 
     def action_confirm(self) -> None:

@@ -68,7 +68,7 @@ class HelpScreen(ModalScreen[None]):
         table.add_column("does")
         last = None
         for where, key, does in [*self.rows, *WIDGET_KEYS]:
-            table.add_row(where if where != last else "", key, does)
+            table.add_row(Text(where if where != last else ""), Text(key), Text(does))
             last = where
         with VerticalScroll():
             yield Static(Text("trainledger — keys   (esc, ? or q closes)", style="bold"))

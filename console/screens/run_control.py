@@ -16,6 +16,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static
 
+from trainledger.console.text import clean_lines, plain_lines
 from trainledger.engines.runs import BACKENDS
 from trainledger.engines.training.models import MODELS
 
@@ -101,7 +102,7 @@ class NewRunScreen(ModalScreen[NewRunRequest | None]):
             self.query_one("#new-settings", Input).value,
         )
         if isinstance(result, str):
-            self.query_one("#new-run-error", Static).update(result)
+            self.query_one("#new-run-error", Static).update(plain_lines(result))
             return
         self.dismiss(result)
 
@@ -144,7 +145,7 @@ class ConfirmStopScreen(ModalScreen[bool]):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Static("Stop this run?", markup=False)
-            yield Static(self.plan, id="stop-plan", markup=False)
+            yield Static(clean_lines(self.plan), id="stop-plan", markup=False)
             yield Static("y / Enter: stop it    n / Esc: keep it running", markup=False)
 
     def action_confirm(self) -> None:

@@ -16,6 +16,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Static
 from trainledger.console.styles import theme_style
+from trainledger.console.text import clean
 from trainledger.console.widgets.capture_render import (
     bars,
     column_chart,
@@ -129,7 +130,7 @@ class CaptureDetail(VerticalScroll):
                 w.update("")
             return
         title = Text()
-        title.append(f"{s.id}", style="bold")
+        title.append(clean(s.id), style="bold")
         if fps_src is not None:
             title.append(
                 f"  frames/s, server (all sessions), last {FPS_WINDOW} s", style=muted

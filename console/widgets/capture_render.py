@@ -12,6 +12,8 @@ from typing import Any
 from rich.style import Style
 from rich.text import Text
 
+from trainledger.engines.safetext import clean
+
 BLOCKS = "▁▂▃▄▅▆▇█"
 GESTURES = 8
 CAMERAS = 7
@@ -122,7 +124,7 @@ def newest_frame_facts(frame: dict[str, Any]) -> str:
     """One line of the newest frame's scalar fields."""
     parts = [f"frame {frame.get('frame')}", f"ts {frame.get('ts'):.3f}"]
     if frame.get("track_name"):
-        parts.append(str(frame["track_name"]))
+        parts.append(clean(frame["track_name"]))
     parts.append(f"regime {frame.get('regime')}")
     parts.append(f"latency {micros(frame.get('latency_us'))}")
     return " · ".join(parts)
@@ -146,5 +148,6 @@ def reasons_text(
         room = max(8, width - len(head))
         out.append(f"{count:>7,} ", style=warn or "")
         out.append(f"{source:<6} ", style=muted or "")
+        reason = clean(reason)
         out.append(reason if len(reason) <= room else reason[: room - 1] + "…")
     return out

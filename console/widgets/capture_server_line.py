@@ -9,6 +9,7 @@ from typing import Any
 from rich.text import Text
 from textual.app import App
 from trainledger.console.styles import theme_style
+from trainledger.console.text import clean, clean_lines
 from trainledger.console.widgets.capture_render import duration
 
 
@@ -46,19 +47,19 @@ def server_line(
     if state is None:
         t.append("○ capture server stopped", style=warn)
         t.append(" · S starts it here, or: ", style=muted)
-        t.append(start_command(root))
+        t.append(clean(start_command(root)))
         if error:
-            t.append(f"\n⚠ {error}", style=warn)
+            t.append("\n⚠ " + clean_lines(error), style=warn)
         return t
     if not state.alive:
         t.append("⚠ stale record: ", style=warn)
-        t.append(f"the capture server (pid {state.pid}, {state.url}) is gone")
+        t.append(clean(f"the capture server (pid {state.pid}, {state.url}) is gone"))
         t.append(" · S clears it and starts one, or: ", style=muted)
-        t.append(start_command(root))
+        t.append(clean(start_command(root)))
         return t
     t.append("● capture server ", style=ok)
-    t.append(state.url, style="bold")
-    facts = [f"fsync {state.fsync}", f"up {duration(now - state.started_at)}"]
+    t.append(clean(state.url), style="bold")
+    facts = [f"fsync {clean(state.fsync)}", f"up {duration(now - state.started_at)}"]
     if state.token_required:
         facts.append("token required")
     if stats is None:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from textual.widgets import DataTable
+from trainledger.console.text import plain
 from trainledger.console.widgets.capture_render import human_bytes, micros
 from trainledger.engines.capture.sessions import SessionSummary
 
@@ -60,11 +61,11 @@ class CaptureTable(DataTable[str]):
         for sid, row in wanted.items():
             old = self.shown.get(sid)
             if old is None:
-                self.add_row(*row, key=sid)
+                self.add_row(*(plain(cell) for cell in row), key=sid)  # ids are data
             elif old != row:
                 for col, a, b in zip(keys, old, row, strict=True):
                     if a != b:
-                        self.update_cell(sid, col, b)
+                        self.update_cell(sid, col, plain(b))
                         self.cell_updates += 1
             self.shown[sid] = row
 
