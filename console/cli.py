@@ -195,7 +195,7 @@ def _cmd_runs(args: argparse.Namespace) -> int:
     from trainledger.console.summary import print_runs
     from trainledger.engines.workspace import resolve_workspace
 
-    ws, _ = resolve_workspace(args.workspace)
+    ws, _ = resolve_workspace(args.workspace, create_explicit=False, create_default=False)
     return print_runs(ws, as_json=args.json)
 
 
@@ -207,7 +207,8 @@ def _cmd_open(args: argparse.Namespace) -> int:
         args.theme, os.environ
     )  # a bad name fails before any folder is created
 
-    ws, origin = resolve_workspace(args.workspace)
+    # Only the default workspace is made on first use; a named folder must be one already.
+    ws, origin = resolve_workspace(args.workspace, create_explicit=False)
     from trainledger.console.prefetch import Prefetch
 
     prefetch = Prefetch(ws).start()  # reads while Textual imports and starts

@@ -193,33 +193,56 @@ def resolve_workspace(
     arg: str | os.PathLike[str] | None,
     env: dict[str, str] | None = None,
     cwd: Path | None = None,
+    *,
+    create_explicit: bool = True,
+    create_default: bool = True,
 ) -> tuple[Workspace, Origin]:
     """Find the workspace to open, in the order the README gives.
 
     The argument, else $TRAINLEDGER_WORKSPACE, else the current folder if it holds a
-    marker, else the default workspace (created on first use). An explicit argument or
-    environment value must already be a workspace, or a missing/empty folder we create.
+    marker, else the default workspace. Commands that write (train, capture serve,
+    import) make a missing or empty folder a workspace; commands that only read pass
+    `create_explicit=False` (a typo must not leave a workspace behind: NotAWorkspace,
+    naming the folder and `trainledger init`) and `create_default=False` where even the
+    default should not appear unasked.
     """
     env = os.environ if env is None else env
     cwd = Path.cwd() if cwd is None else cwd
     if arg:
-        return _explicit(Path(arg)), "argument"
+        return _explicit(Path(arg), create_explicit), "argument"
     if env.get(ENV_WORKSPACE):
-        return _explicit(Path(env[ENV_WORKSPACE])), "environment"
+        return _explicit(Path(env[ENV_WORKSPACE]), create_explicit, ENV_WORKSPACE), "environment"
     if is_workspace(cwd):
         return Workspace(cwd.resolve()), "current folder"
-    return init_workspace(default_workspace_dir()), "default"
+    default = default_workspace_dir()
+    if create_default:
+        return init_workspace(default), "default"
+    if is_workspace(default):
+        return Workspace(default.resolve()), "default"
+    raise NotAWorkspace(
+        f"no workspace yet: none given, none in the current folder, and the default "
+        f"({default}) does not exist; create one with: trainledger init DIR"
+    )
 
 
-def _explicit(path: Path) -> Workspace:
+def _explicit(path: Path, create: bool, via: str | None = None) -> Workspace:
     path = path.expanduser()
     if is_workspace(path):
         return Workspace(path.resolve())
-    if not path.exists() or (path.is_dir() and not any(path.iterdir())):
+    named = f"{path} (from ${via})" if via else str(path)
+    empty = path.is_dir() and not any(path.iterdir())
+    if create and (not path.exists() or empty):
         return init_workspace(path)
+    if not path.exists():
+        raise NotAWorkspace(
+            f"{named} does not exist; to make a workspace there: trainledger init {path}"
+        )
+    if not path.is_dir():
+        raise NotAWorkspace(f"{named} is a file, not a workspace folder")
+    what = "an empty folder" if empty else "a folder with files"
     raise NotAWorkspace(
-        f"{path} is a folder with files but no {MARKER}; run `trainledger init {path}` "
-        "to make it a workspace"
+        f"{named} is {what} but no workspace (no {MARKER}); "
+        f"to make it one: trainledger init {path}"
     )
 
 

@@ -77,7 +77,8 @@ def _run_dir(run: str, workspace: str | None) -> Path:
     from trainledger.engines.workspace import resolve_workspace, validate_id
 
     validate_id(run, "run id")
-    ws, _ = resolve_workspace(workspace)
+    # reading a run: a mistyped workspace must not be created
+    ws, _ = resolve_workspace(workspace, create_explicit=False, create_default=False)
     return ws.run_dir(run)
 
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -144,3 +145,54 @@ def test_atomic_writes_get_the_usual_file_mode(tmp_path: Path) -> None:
     atomic_write_bytes(target, b"{}")
     assert target.stat().st_mode & 0o777 == _FILE_MODE
     assert not list(tmp_path.glob("*.tmp"))
+
+
+# ------------------------------------------------------------ typos create nothing
+
+
+def _cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    full = {k: v for k, v in os.environ.items() if k != "TRAINLEDGER_WORKSPACE"}
+    full.update(env)
+    return subprocess.run([sys.executable, "-m", "trainledger", *args], capture_output=True,
+                          text=True, env=full, timeout=60, stdin=subprocess.DEVNULL)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "args,env_var",
+    [(["runs", "{typo}"], False), (["{typo}"], False), (["runs"], True), ([], True)],
+    ids=["runs-arg", "open-arg", "runs-env", "open-env"],
+)
+def test_reading_commands_never_create_a_workspace(
+    tmp_path: Path, args: list[str], env_var: bool
+) -> None:
+    typo = tmp_path / "some" / "typo"
+    env = {"XDG_DATA_HOME": str(tmp_path / "xdg"), "HOME": str(tmp_path)}
+    if env_var:
+        env["TRAINLEDGER_WORKSPACE"] = str(typo)
+    done = _cli([a.replace("{typo}", str(typo)) for a in args], env)
+    assert done.returncode == 2, done.stderr
+    assert str(typo) in done.stderr and "trainledger init" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "some").exists(), "a typo left folders behind"
+
+
+def test_reading_an_empty_folder_creates_nothing(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    done = _cli(["runs", str(empty)], {"XDG_DATA_HOME": str(tmp_path / "xdg")})
+    assert done.returncode == 2 and "trainledger init" in done.stderr
+    assert list(empty.iterdir()) == []
+
+
+def test_runs_without_any_workspace_creates_no_default(tmp_path: Path) -> None:
+    env = {"XDG_DATA_HOME": str(tmp_path / "xdg"), "HOME": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-m", "trainledger", "runs"], capture_output=True,
+                          text=True, env={**os.environ, **env}, cwd=tmp_path,
+                          timeout=60)  # fmt: skip
+    assert done.returncode == 2 and "trainledger init" in done.stderr
+    assert not (tmp_path / "xdg").exists()
+
+
+def test_writing_commands_still_make_a_new_folder_a_workspace(tmp_path: Path) -> None:
+    ws, origin = resolve_workspace(str(tmp_path / "new"), {}, tmp_path)
+    assert origin == "argument" and (ws.root / MARKER).is_file()
