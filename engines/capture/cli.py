@@ -134,10 +134,15 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _stop(args: argparse.Namespace) -> int:
-    from trainledger.engines.capture.process import stop_server
+    from trainledger.engines.capture.process import CaptureServerError, stop_server
 
     ws, _origin = resolve_workspace(args.workspace)
-    if stop_server(ws, timeout=args.timeout):
+    try:
+        stopped = stop_server(ws, timeout=args.timeout)
+    except CaptureServerError as exc:
+        print(f"trainledger capture stop: {exc}", file=sys.stderr)
+        return 1
+    if stopped:
         print("capture server stopped")
         return 0
     print("no capture server was running")

@@ -153,7 +153,8 @@ def start_server(
 def stop_server(ws: Workspace, timeout: float = 5.0) -> bool:
     """SIGTERM the recorded server, SIGKILL it after `timeout`; True if one was running.
 
-    A stale state file (the pid is gone) is removed.
+    A stale state file (the pid is gone) is removed. A pid whose command line is not a
+    capture server's (a reused pid, a forged file) is left alone: CaptureServerError.
     """
     state = server_state(ws)
     path = state_file(ws)
@@ -164,6 +165,12 @@ def stop_server(ws: Workspace, timeout: float = 5.0) -> bool:
         return False
     try:
         proc = psutil.Process(state.pid)
+        why = not_a_server(proc)
+        if why is not None:
+            raise CaptureServerError(
+                f"not stopping pid {state.pid}: {why}; {path} names it but is stale or was "
+                "not written by a capture server (remove the file if no server runs)"
+            )
         proc.send_signal(signal.SIGTERM)
         try:
             proc.wait(timeout)
@@ -175,6 +182,25 @@ def stop_server(ws: Workspace, timeout: float = 5.0) -> bool:
     _reap(state.pid)
     path.unlink(missing_ok=True)  # the server removes it itself on a clean exit
     return True
+
+
+def not_a_server(proc: psutil.Process) -> str | None:
+    """Why `proc` is not a capture server (None if it is): its command line must be
+    `python -m trainledger.engines.capture serve ...` or `trainledger capture serve ...`."""
+    try:
+        cmdline = proc.cmdline()
+    except psutil.AccessDenied:
+        return "not allowed to read its command line"
+    except psutil.NoSuchProcess:
+        return "it has exited"
+    args = [os.path.basename(a) for a in cmdline]
+    if "trainledger.engines.capture" in args and "serve" in args:
+        return None
+    for i, arg in enumerate(args):
+        if arg == "trainledger" and args[i + 1 : i + 3] == ["capture", "serve"]:
+            return None
+    shown = " ".join(cmdline)[:120] or proc.name()
+    return f"its command line is not a capture server's ({shown!r})"
 
 
 def _reap(pid: int) -> None:

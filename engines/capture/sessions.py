@@ -135,7 +135,7 @@ class _Session:
                 frame = decode_frame(line)
             except FrameError as exc:
                 self.rejected += 1
-                self.reasons[exc.reason] += 1
+                self.reasons[exc.kind] += 1  # by kind: no positions, no client's names
                 if len(self.first_rejects) < FIRST_REJECTS:
                     self.first_rejects.append((self.line_no, exc.reason))
                 continue
