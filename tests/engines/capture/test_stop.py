@@ -24,6 +24,15 @@ def _forge(ws: Workspace, pid: int) -> None:
     }))  # fmt: skip
 
 
+def _exec_done(pid: int) -> psutil.Process:
+    """The process once its command line reads back (it is empty for a moment during exec)."""
+    proc = psutil.Process(pid)
+    deadline = time.monotonic() + 20
+    while not proc.cmdline() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return proc
+
+
 def test_capture_stop_refuses_a_state_file_naming_an_unrelated_process(ws: Workspace) -> None:
     sleeper = subprocess.Popen(["sleep", "60"])
     try:
@@ -60,7 +69,7 @@ def test_the_trainledger_command_counts_as_a_server_and_look_alikes_do_not(tmp_p
     for args, is_server in cases.items():
         proc = subprocess.Popen([sys.executable, str(script), *args])
         try:
-            assert (not_a_server(psutil.Process(proc.pid)) is None) is is_server, args
+            assert (not_a_server(_exec_done(proc.pid)) is None) is is_server, args
         finally:
             proc.kill()
             proc.wait()
