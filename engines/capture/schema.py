@@ -114,7 +114,6 @@ _TYPES: dict[str, tuple[str, bool]] = {  # field -> (type, null allowed); vector
     "calibration_confidence": (_NUM, False), "latency_us": (_NUM, False),
 }  # fmt: skip
 _LITERALS = {"schema_version": SCHEMA_VERSION, "dims": DIMS}
-_INT_RANGE = (-(2**63), 2**64 - 1)
 _JSON_WORDS = (  # what the stdlib parser expected -> our wording
     ("Expecting property name", "object keys must be strings"),
     ("Expecting ':'", "expected ':' after an object key"),
@@ -152,8 +151,6 @@ def _check_scalar(name: str, v: Any) -> FrameError | None:
     if want == _INT and type(v) is int:
         if name in _LITERALS and v != _LITERALS[name]:
             return FrameError(f"{name}: unsupported value {v}", f"{name}: unsupported value")
-        if not _INT_RANGE[0] <= v <= _INT_RANGE[1]:
-            return FrameError(f"{name}: integer out of range")
         return None
     if want == _NUM and type(v) in (int, float):
         return None if math.isfinite(v) else FrameError(f"{name}: not a finite number")

@@ -67,3 +67,33 @@ def test_lines_that_are_not_objects_never_raise_anything_but_frame_error(raw: by
     assert check_line(raw).startswith(start)
     with pytest.raises(FrameError):
         decode_frame(raw)
+
+
+def test_reasons_are_ours_with_the_byte_offset_and_a_kind_without_positions() -> None:
+    cases = {
+        b'{"track_name": "\xff\xfe"}': ("json: invalid UTF-8 at byte 16", "json: invalid UTF-8"),
+        '{"track_name": "é", x}'.encode(): ("json: malformed, object keys must be strings (byte 21)",
+                                              "json: malformed"),
+        line(0).replace(b"[0.0,", b'["a",', 1): ("input[0]: expected `float`, got `str`",
+                                                 "input: expected `float`, got `str`"),
+        json.dumps(frame(0, zzz=1)).encode(): ("zzz: unknown field", "line: unknown field"),
+        b'{"schema_version": 2, "dims": 128, "ts": NaN}': ("json: malformed, NaN is not JSON", "json: malformed"),
+    }  # fmt: skip
+    for raw, (reason, kind) in cases.items():
+        with pytest.raises(FrameError) as err:
+            decode_frame(raw)
+        assert (err.value.reason, err.value.kind) == (reason, kind), raw
+
+
+@pytest.mark.parametrize("field", FIELDS)
+def test_every_line_the_decoder_refuses_gets_a_specific_reason(field: str) -> None:
+    good = frame(0)
+    for value in (None, True, 1, 1.5, 2**70, "x", [], [1.0] * 128, {}, -0.0):
+        bad = {**good, field: value}
+        text = json.dumps(bad)
+        reason = check_line(text)
+        if reason is None:  # the decoder took it; the object check must agree
+            assert check_frame(bad) is None, (field, value)
+            continue
+        assert reason.startswith(f"{field}"), (field, value, reason)
+        assert check_frame(bad) == reason
