@@ -16,6 +16,7 @@ from rich.text import Text
 
 from trainledger.console.widgets.chart import ChartMarker, ChartSeries
 from trainledger.console.widgets.runlist import short_label
+from trainledger.engines.safetext import clean
 from trainledger.engines.metrics.analysis import MetricSummary
 from trainledger.engines.metrics.view import MetricView, metric_view, x_of_step
 from trainledger.engines.metrics.series import SeriesSnapshot
@@ -129,7 +130,7 @@ def build_chart(
         style = styles[color_index.get(run_id, 0) % len(styles)]
         if mv.summary is not None:
             summaries[run_id] = mv.summary
-        label = short_label(info.label if info else run_id, 24)
+        label = short_label(clean(info.label if info else run_id), 24)  # a name is data
         if run_id == state.pinned:
             label += " (baseline)"
         series.append(ChartSeries(label=label, x=mv.x, y=mv.y, style=style, best=mv.best_xy))
@@ -145,7 +146,7 @@ def build_chart(
                         x=ex,
                         glyph=EVENT_GLYPHS.get(ev.kind, "•"),
                         style=marker_styles.get(kind, marker_styles.get("other", "")),
-                        label=ev.message or ev.kind,
+                        label=clean(ev.message or ev.kind),
                     )
                 )
     return ChartModel(series, markers, legend, summaries)

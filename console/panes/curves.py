@@ -1,15 +1,13 @@
 """The Curves pane: every run's metrics, live, with the keys of a terminal chart viewer.
 
-Files are read in thread workers (engines.metrics.series); the results come back as
-SeriesRefreshed messages and the pane only renders. Refreshes of one run never
-overlap: a change that arrives while one is in flight marks the run dirty and a
-second refresh follows.
+Files are read in thread workers (curves_loader.py: what is read, when, by at most two
+workers); the results come back as messages and the pane only renders. Every string
+from a run folder or the user reaches the screen as `plain` Text.
 """
 
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 from typing import Any, Callable
 
 from textual import on
@@ -18,6 +16,8 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widget import Widget
 from textual.widgets import DataTable, Input, Static
+
+from rich.text import Text
 
 from trainledger.console.curves_view import (
     SMOOTHING,
@@ -29,19 +29,19 @@ from trainledger.console.curves_view import (
     metric_names,
     plotted_run_ids,
 )
-from trainledger.console.messages import RunFilesChanged, RunsChanged, RunsListed, SeriesRefreshed
+from trainledger.console.panes.curves_loader import CurvesLoader
 from trainledger.console.panes.run_control import RunControl
+from trainledger.console.prefetch import Prefetch
 from trainledger.console.styles import rich_style
+from trainledger.console.text import clean, plain
 from trainledger.console.widgets.chart import LineChart
 from trainledger.console.widgets.runlist import RunList
-from trainledger.console.prefetch import Prefetch, newest
-from trainledger.engines.metrics.series import RunSeries, SeriesSnapshot
-from trainledger.engines.metrics.view import MetricView, metric_view
-from trainledger.engines.workspace import RunInfo, Workspace, list_runs
+from trainledger.engines.metrics.series import MAX_METRICS
+from trainledger.engines.workspace import RunInfo, Workspace
 from trainledger.themes import marker_styles, series_styles
 
 
-class CurvesPane(RunControl, Widget):
+class CurvesPane(RunControl, CurvesLoader, Widget):
     """Runs on the left, the chart of one metric for the chosen runs on the right."""
 
     DEFAULT_CSS = """
@@ -85,17 +85,11 @@ class CurvesPane(RunControl, Widget):
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.workspace = workspace
         self.prefetch = prefetch
-        # Metric views (points, smoothing, best) by (run, version, metric, x, smoothing):
-        # computed in workers, read on the UI thread, so a redraw does no O(rows) work.
-        self._views: OrderedDict[tuple[Any, ...], MetricView | None] = OrderedDict()
         self.clock = clock
         self.state = CurvesState()
         self.infos: dict[str, RunInfo] = {}
-        self.series: dict[str, RunSeries] = {}
-        self.snapshots: dict[str, SeriesSnapshot] = {}
         self.color_index: dict[str, int] = {}
-        self._inflight: set[str] = set()
-        self._dirty: set[str] = set()
+        self._init_loader()
         self.system: dict[str, dict[str, Any]] = {}  # last system.jsonl row of running runs
         self.drawn_rows: dict[str, int] = {}
         self.on_drawn: Callable[[str, int], None] | None = None  # benchmarks hook in here
@@ -118,158 +112,6 @@ class CurvesPane(RunControl, Widget):
         self.redraw()
         self.set_interval(2.0, self._sample_system)
 
-    # ------------------------------------------------------------------ loading
-    def _adopt_prefetch(self, pf: Prefetch) -> None:
-        """Take the run list and the newest run's rows from a Prefetch started earlier."""
-
-        if pf.done.is_set() and pf.runs is not None:
-            # Already read (a cached or small run): draw it in the very first frame.
-            first = newest(pf.runs)
-            ready = first is not None and first.id in pf.series
-            self._runs_listed(RunsListed(pf.runs, pending=first.id if ready else None))
-            if first is not None and ready:
-                series = pf.series[first.id]
-                snap = series.snapshot()
-                self._series_refreshed(SeriesRefreshed(first.id, snap, snap.n, False, {}, series))
-            return
-
-        def work() -> None:
-            pf.listed.wait()
-            if pf.runs is None:
-                self.post_message(RunsListed(list_runs(self.workspace)))
-                return
-            first = newest(pf.runs)
-            self.post_message(RunsListed(pf.runs, pending=first.id if first else None))
-            if first is None:
-                return
-            pf.done.wait()
-            series = pf.series.get(first.id)
-            if series is None:  # the prefetch failed; read it the usual way
-                series = RunSeries(first.path, cache_dir=self.workspace.cache_dir, run_id=first.id)
-                series.refresh()
-            snap = series.snapshot()
-            self.post_message(SeriesRefreshed(first.id, snap, snap.n, False,
-                                              self._precompute(first.id, snap), series))
-
-        self.run_worker(work, thread=True, group="runs", exclusive=True, exit_on_error=False,
-                        description="adopt the prefetched runs")
-
-    def _view_key(self, run_id: str, snap: SeriesSnapshot, metric: str) -> tuple[Any, ...]:
-        return (run_id, snap.version, metric, self.state.x_axis, self.state.smoothing)
-
-    def _precompute(self, run_id: str, snap: SeriesSnapshot) -> dict[tuple[Any, ...], MetricView | None]:
-        """In a worker: the view the pane will ask for next (its metric, or the run's default)."""
-        metric = self.state.metric
-        if metric is None or not self.state.metric_chosen:
-            metric = default_metric(snap.metric_names(), self.infos.get(run_id))
-        if metric is None:
-            return {}
-        info = self.infos.get(run_id)
-        key = self._view_key(run_id, snap, metric)
-        return {key: metric_view(snap, metric, key[3], key[4], info.directions if info else None)}
-
-    def view(self, run_id: str, snap: SeriesSnapshot, metric: str) -> MetricView | None:
-        """A memoised MetricView; computed here (UI thread) only after a key press."""
-        key = self._view_key(run_id, snap, metric)
-        if key in self._views:
-            self._views.move_to_end(key)
-            return self._views[key]
-        info = self.infos.get(run_id)
-        mv = metric_view(snap, metric, key[3], key[4], info.directions if info else None)
-        self._remember(key, mv)
-        return mv
-
-    def _remember(self, key: tuple[Any, ...], mv: MetricView | None) -> None:
-        self._views[key] = mv
-        while len(self._views) > 64:
-            self._views.popitem(last=False)
-
-    def reload_runs(self) -> None:
-        ws = self.workspace
-
-        def work() -> None:
-            self.post_message(RunsListed(list_runs(ws)))
-
-        self.run_worker(work, thread=True, group="runs", exclusive=True, exit_on_error=False,
-                        description="read run.json files")
-
-    @on(RunsListed)
-    def _runs_listed(self, message: RunsListed) -> None:
-        self.infos = {r.id: r for r in message.runs}
-        for run_id in list(self.series):
-            if run_id not in self.infos:
-                self.series.pop(run_id)
-                self.snapshots.pop(run_id, None)
-                self.state.selected.discard(run_id)
-                if self.state.pinned == run_id:
-                    self.state.pinned = None
-        for info in message.runs:
-            if info.id not in self.color_index:
-                self.color_index[info.id] = len(self.color_index)
-        self._sync_list()
-        runlist = self.query_one(RunList)
-        first = runlist.cursor_run
-        if message.pending and message.pending not in self.series:
-            self._inflight.add(message.pending)  # the prefetch is reading it
-        new = [r for r in runlist.order if r not in self.series and r not in self._inflight]
-        for run_id in sorted(new, key=lambda r: r != first):  # the visible run first
-            self.series[run_id] = RunSeries(
-                self.infos[run_id].path, cache_dir=self.workspace.cache_dir, run_id=run_id
-            )
-            self.refresh_run(run_id)
-        self.redraw()
-
-    def refresh_run(self, run_id: str) -> None:
-        series = self.series.get(run_id)
-        if series is None:
-            return
-        if run_id in self._inflight:
-            self._dirty.add(run_id)
-            return
-        self._inflight.add(run_id)
-
-        def work() -> None:
-            result = series.refresh()
-            snap = series.snapshot()
-            self.post_message(SeriesRefreshed(run_id, snap, result.new_rows, result.reset,
-                                              self._precompute(run_id, snap)))
-
-        self.run_worker(work, thread=True, group=f"series:{run_id}", exit_on_error=False,
-                        description=f"read new rows of {run_id}")
-
-    @on(SeriesRefreshed)
-    def _series_refreshed(self, message: SeriesRefreshed) -> None:
-        run_id = message.run_id
-        self._inflight.discard(run_id)
-        if message.series is not None and run_id in self.infos:
-            self.series.setdefault(run_id, message.series)
-            self._dirty.add(run_id)  # catch up on rows written while it was being read
-        if run_id not in self.series:
-            return
-        for key, mv in message.views.items():
-            self._remember(key, mv)
-        self.snapshots[run_id] = message.snapshot
-        if run_id in self._dirty:
-            self._dirty.discard(run_id)
-            self.refresh_run(run_id)
-        self._sync_list()
-        if run_id in self.plotted():
-            self.redraw()
-            self.drawn_rows[run_id] = message.snapshot.n
-            if self.on_drawn is not None:
-                self.on_drawn(run_id, message.snapshot.n)
-
-    @on(RunFilesChanged)
-    def _files_changed(self, message: RunFilesChanged) -> None:
-        if "run" in message.kinds or message.run_id not in self.series:
-            self.reload_runs()
-        if {"metrics", "events"} & message.kinds:
-            self.refresh_run(message.run_id)
-
-    @on(RunsChanged)
-    def _runs_changed(self, _: RunsChanged) -> None:
-        self.reload_runs()
-
     # ------------------------------------------------------------------ drawing
     def plotted(self) -> list[str]:
         runlist = self.query_one(RunList)
@@ -277,7 +119,7 @@ class CurvesPane(RunControl, Widget):
 
     def _sync_list(self) -> None:
         self.query_one(RunList).sync(
-            list(self.infos.values()), self.snapshots, self.state.selected, self.state.pinned, self.system
+            list(self.infos.values()), self.briefs, self.state.selected, self.state.pinned, self.system
         )
 
     def current_names(self) -> list[str]:
@@ -300,17 +142,15 @@ class CurvesPane(RunControl, Widget):
         metric = self.state.metric
         if metric is None:
             chart.set_data([], empty_text=self._empty_text())
-            header.update(self._header(names))
+            header.update(plain(self._header(names)))
             self.query_one("#legend", Static).update("")
-            self.query_one("#curves-footer", Static).update("")
+            self._update_footer(plotted)
             return
         model = build_chart(metric, plotted, self.snapshots, self.infos, self.state,
                             styles, mstyles, self.color_index, view=self.view)
         chart.set_data(model.series, model.markers, log_y=self.state.log_y, x_label=self.state.x_axis)
-        header.update(self._header(names))
+        header.update(plain(self._header(names)))
         legend = self.query_one("#legend", Static)
-        from rich.text import Text
-
         legend.update(Text("\n").join(model.legend) if model.legend else "")
         self._update_footer(plotted)
 
@@ -327,16 +167,24 @@ class CurvesPane(RunControl, Widget):
             parts.append(f"⚠ {malformed:,} malformed lines skipped")
         if any(self.snapshots[r].deleted for r in plotted if r in self.snapshots):
             parts.append("⚠ metrics.jsonl deleted")
-        text = " · ".join(parts)
+        ignored = max((self.snapshots[r].ignored_metrics for r in plotted if r in self.snapshots), default=0)
+        if ignored:
+            parts.append(f"⚠ metric cap {MAX_METRICS:,} reached: {ignored:,} names ignored")
         cursor = self.query_one(RunList).cursor_run
         info = self.infos.get(cursor) if cursor else None
+        snap = self.snapshots.get(cursor) if cursor else None
+        for problem in (info.problem if info else None, snap.problem if snap else None):
+            if problem:
+                parts.insert(0, f"⚠ {problem}")
+        text = " · ".join(parts)
         if info is not None and info.status == "failed":
             text = f"failed: {info.error or 'no error recorded'}" + (f" · {text}" if text else "")
+        text = clean(text)  # error texts and problems come from files
         footer = self.query_one("#curves-footer", Static)
         width = footer.size.width or self.size.width
         if width and len(text) > width:
             text = text[: max(1, width - 1)] + "…"
-        footer.update(text)
+        footer.update(plain(text))
 
     def restyle(self) -> None:
         """The theme changed: colours baked into cells and the chart must be redone."""
@@ -376,14 +224,21 @@ class CurvesPane(RunControl, Widget):
 
     def _empty_text(self) -> str:
         if not self.infos:
-            return (f"No runs in {self.workspace.runs_dir}. Try `trainledger demo`, or write "
-                    "runs/<id>/metrics.jsonl from any script (docs/formats.md).")
+            return clean(f"No runs in {self.workspace.runs_dir}. Try `trainledger demo`, or write "
+                         "runs/<id>/metrics.jsonl from any script (docs/formats.md).")
         if self.state.metric_filter:
-            return f"No metric matches /{self.state.metric_filter}/ (press / then Enter on empty to clear)"
+            return clean(f"No metric matches /{self.state.metric_filter}/ (press / then Enter on empty to clear)")
+        cursor = self.query_one(RunList).cursor_run
+        snap = self.snapshots.get(cursor) if cursor else None
+        if snap is not None and snap.problem and snap.n == 0:
+            return clean(f"⚠ {snap.problem}")
+        if cursor is not None and snap is None:
+            return "Reading this run…"
         return "This run has no metrics rows yet."
 
     @on(DataTable.RowHighlighted)
     def _cursor_moved(self, _: DataTable.RowHighlighted) -> None:
+        self.want_files()  # the new cursor run's series first
         self.redraw()
         if self.is_mounted:
             self._update_footer(self.plotted())
@@ -425,20 +280,25 @@ class CurvesPane(RunControl, Widget):
         run_id = self.query_one(RunList).cursor_run
         if run_id:
             self.state.selected ^= {run_id}
-            self._sync_list()
+            self._update_row(run_id)
+            self.want_files()
             self.redraw()
 
     def action_pin(self) -> None:
         run_id = self.query_one(RunList).cursor_run
         if run_id:
+            before = self.state.pinned
             self.state.pinned = None if self.state.pinned == run_id else run_id
-            self._sync_list()
+            for changed in {before, run_id} - {None}:
+                self._update_row(changed)  # type: ignore[arg-type]
+            self.want_files()
             self.redraw()
 
     def action_clear_selection(self) -> None:
         self.state.selected.clear()
         self.state.pinned = None
         self._sync_list()
+        self.want_files()
         self.redraw()
 
     def action_filter(self) -> None:
@@ -454,9 +314,10 @@ class CurvesPane(RunControl, Widget):
             compile_filter(event.value)
         except ValueError as exc:
             # Keep the box open with the reason on its border; the old filter stays.
-            box.border_title = str(exc)
+            # The reason quotes what was typed: Text, never markup ("[/a" is no tag).
+            box.border_title = plain(str(exc))
             box.add_class("-invalid")
-            self.notify(str(exc), title="Metric filter", severity="error")
+            self.notify(clean(str(exc)), title="Metric filter", severity="error", markup=False)
             return
         box.border_title = None
         box.remove_class("-invalid")

@@ -1,7 +1,10 @@
 """The run list of the Curves pane: one row per run with marks, status and progress.
 
 A thin DataTable: rows are keyed by run id, cells are updated in place so the cursor
-and scroll position survive live updates.
+and scroll position survive live updates. Rows come from run.json alone and are drawn
+at once; a row's progress comes from its run's `RunBrief` when that is read, and one
+result updates that row only (cells are compared with what is shown first). Every
+string from a run folder reaches a cell as `plain` Text: never markup, never escapes.
 """
 
 from __future__ import annotations
@@ -12,10 +15,12 @@ from typing import Any, Callable, Sequence
 
 from rich.text import Text
 from textual.binding import Binding
+from textual.message import Message
 from textual.widgets import DataTable
 
 from trainledger.console.styles import theme_style
-from trainledger.engines.metrics.series import SeriesSnapshot
+from trainledger.console.text import clean, plain
+from trainledger.engines.metrics.brief import RunBrief
 from trainledger.engines.workspace import RunInfo
 
 # status -> (theme variable, bold)
@@ -32,45 +37,30 @@ COLUMNS = (("run", "run", NAME_WIDTH + 2), ("status", "status", 8), ("progress",
 EXTRA_COLUMNS = (("rate", "steps/s", 7), ("eta", "ETA", 7), ("cpu", "CPU%", 5), ("rss", "RSS", 6), ("gpu", "GPU%", 5))
 
 
-def _last_finite(values: Any) -> float | None:
-    for i in range(len(values) - 1, -1, -1):
-        v = float(values[i])
-        if math.isfinite(v):
-            return v
-    return None
+def _finite(v: float) -> float | None:
+    return v if math.isfinite(v) else None
 
 
-def _first_finite(values: Any) -> float | None:
-    for i in range(len(values)):
-        v = float(values[i])
-        if math.isfinite(v):
-            return v
-    return None
-
-
-def steps_per_s(snap: SeriesSnapshot | None) -> float | None:
+def steps_per_s(brief: RunBrief | None) -> float | None:
     """The trainer's own steps_per_s if it logs one, else steps over time across the rows."""
-    if snap is None or snap.n == 0:
+    if brief is None or brief.rows == 0:
         return None
-    rate = snap.metrics.get("steps_per_s")
-    if rate is not None:
-        v = _last_finite(rate[: snap.n])
-        if v is not None:
-            return v
-    s0, s1 = _first_finite(snap.step[: snap.n]), _last_finite(snap.step[: snap.n])
-    t0, t1 = _first_finite(snap.time[: snap.n]), _last_finite(snap.time[: snap.n])
+    if math.isfinite(brief.steps_per_s):
+        return brief.steps_per_s
+    s0, s1 = _finite(brief.first_step), _finite(brief.step)
+    t0, t1 = _finite(brief.first_time), _finite(brief.last_time)
     if None in (s0, s1, t0, t1) or t1 <= t0:  # type: ignore[operator]
         return None
     return (s1 - s0) / (t1 - t0)  # type: ignore[operator]
 
 
-def eta_seconds(snap: SeriesSnapshot | None, info: RunInfo) -> float | None:
+def eta_seconds(brief: RunBrief | None, info: RunInfo) -> float | None:
     """Time left for a running run: epochs still to go times the seconds per epoch so far."""
     epochs = info.config.get("epochs") if isinstance(info.config, dict) else None
-    if info.status != "running" or snap is None or snap.n < 2 or not isinstance(epochs, (int, float)):
+    if info.status != "running" or brief is None or brief.rows < 2 or not isinstance(epochs, (int, float)):
         return None
-    e0, e1 = _first_finite(snap.epoch[: snap.n]), _last_finite(snap.epoch[: snap.n])
-    t0, t1 = _first_finite(snap.time[: snap.n]), _last_finite(snap.time[: snap.n])
+    e0, e1 = _finite(brief.first_epoch), _finite(brief.last_epoch)
+    t0, t1 = _finite(brief.first_time), _finite(brief.last_time)
     if None in (e0, e1, t0, t1) or e1 <= e0 or t1 <= t0:  # type: ignore[operator]
         return None
     return max(0.0, float(epochs) - e1) * (t1 - t0) / (e1 - e0)  # type: ignore[operator]
@@ -86,8 +76,8 @@ def size_text(n: float | None) -> str:
     return ""
 
 
-def extra_cells(info: RunInfo, snap: SeriesSnapshot | None, system: dict[str, Any] | None) -> tuple[str, ...]:
-    rate = steps_per_s(snap)
+def extra_cells(info: RunInfo, brief: RunBrief | None, system: dict[str, Any] | None) -> tuple[str, ...]:
+    rate = steps_per_s(brief)
     rate_s = "" if rate is None else (f"{rate:.1f}" if rate < 1000 else f"{rate:.0f}")
     sysrow = system if info.status == "running" else None  # a finished run costs nothing now
 
@@ -98,7 +88,7 @@ def extra_cells(info: RunInfo, snap: SeriesSnapshot | None, system: dict[str, An
     cpu, rss, gpu = num("cpu_percent"), num("rss_bytes"), num("gpu_util_percent")
     return (
         rate_s,
-        duration(eta_seconds(snap, info)),
+        duration(eta_seconds(brief, info)),
         "" if cpu is None else f"{cpu:.0f}",
         size_text(rss),
         "" if gpu is None else f"{gpu:.0f}",
@@ -123,17 +113,21 @@ def short_label(label: str, width: int = NAME_WIDTH) -> str:
     return label if len(label) <= width else "…" + label[-(width - 1):]
 
 
-def progress_text(snap: SeriesSnapshot | None) -> str:
-    if snap is None:
+def progress_text(brief: RunBrief | None) -> str:
+    if brief is None:
         return "…"
-    if snap.n == 0:
-        return "no rows"
-    step = snap.step[snap.n - 1]
-    epoch = snap.epoch[snap.n - 1]
+    if brief.rows == 0:
+        return "⚠ unreadable" if brief.problem else "no rows"
+    step, epoch = brief.step, brief.epoch
     parts = [f"s{int(step):,}" if math.isfinite(step) else ""]
     if math.isfinite(epoch):
         parts.append(f"e{epoch:.0f}")
     return " ".join(p for p in parts if p)
+
+
+def _look(cell: Text | str) -> tuple[str, str]:
+    """What a cell looks like: its text and its style (Text equality ignores the style)."""
+    return (cell.plain, str(cell.style)) if isinstance(cell, Text) else (cell, "")
 
 
 class RunList(DataTable[Text | str]):
@@ -150,10 +144,15 @@ class RunList(DataTable[Text | str]):
         Binding("k", "cursor_up", "Previous run", show=False),
     ]
 
+    class Scrolled(Message):
+        """Other rows came into view: their runs may need reading."""
+
     def __init__(self, clock: Callable[[], float] = time.time, **kwargs: object) -> None:
         super().__init__(cursor_type="row", zebra_stripes=False, cell_padding=1, **kwargs)  # type: ignore[arg-type]
         self.clock = clock
         self._order: list[str] = []
+        self._index: dict[str, int] = {}
+        self._shown: dict[str, tuple[Any, ...]] = {}  # run id -> the cells as last drawn
         self._restore: str | None = None  # the cursor's run across a column rebuild
         self.wide = False
         self.extra = False  # rate, ETA and CPU/RSS/GPU columns too
@@ -178,6 +177,8 @@ class RunList(DataTable[Text | str]):
         self._restore = self.cursor_run
         self.clear(columns=True)
         self._order = []
+        self._index = {}
+        self._shown = {}
         for key, label, width in self.columns_shown:
             self.add_column(label, key=key, width=width)
 
@@ -191,6 +192,17 @@ class RunList(DataTable[Text | str]):
             return None
         return self._order[self.cursor_row]
 
+    def visible_runs(self, margin: int = 2) -> list[str]:
+        """The runs whose rows are on screen (a screenful from the top before layout)."""
+        height = self.scrollable_content_region.height or self.size.height or 40
+        top = int(self.scroll_y)
+        return self._order[max(0, top - margin) : top + height + margin]
+
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        super().watch_scroll_y(old_value, new_value)
+        if round(old_value) != round(new_value):
+            self.post_message(self.Scrolled())
+
     def _status(self, info: RunInfo) -> Text:
         status = info.status
         var, bold = STATUS_STYLE.get(status, (None, False))
@@ -198,45 +210,74 @@ class RunList(DataTable[Text | str]):
         label = status
         if status == "running" and info.started:
             label = f"▶ {duration(self.clock() - info.started)}"
-        return Text(label, style=style)
+        elif info.problem and status == "unknown":
+            label = "⚠ " + status
+        return plain(label, style)
 
     def sync(
         self,
         runs: Sequence[RunInfo],
-        snapshots: dict[str, SeriesSnapshot],
+        briefs: dict[str, RunBrief],
         selected: set[str],
         pinned: str | None,
         system: dict[str, dict[str, Any]] | None = None,
     ) -> None:
-        """Bring the rows in line with `runs` (newest first), keeping the cursor's run."""
+        """Bring the rows in line with `runs` (newest first), keeping the cursor's run.
+
+        A new set or order of runs rebuilds the rows; otherwise only cells that differ
+        from what is shown are updated.
+        """
         keep = self.cursor_run or self._restore
         ordered = sorted(runs, key=lambda r: (r.started or 0.0, r.id), reverse=True)
         ids = [r.id for r in ordered]
         if ids != self._order:
             self.clear()
             self._order = ids
+            self._index = {run_id: i for i, run_id in enumerate(ids)}
+            self._shown = {}
+            width = len(self.columns_shown)
             for info in ordered:
-                cells = self._cells(info, snapshots, selected, pinned, system)
-                self.add_row(*cells[: len(self.columns_shown)], key=info.id)
-            if keep in ids:
-                self.move_cursor(row=ids.index(keep))
+                cells = self._cells(info, briefs.get(info.id), selected, pinned, system)[:width]
+                self._shown[info.id] = cells
+                self.add_row(*cells, key=info.id)
+            if keep in self._index:
+                self.move_cursor(row=self._index[keep])
             self._restore = None
             return
         for info in ordered:
-            for (key, _, _), value in zip(self.columns_shown, self._cells(info, snapshots, selected, pinned, system)):
+            self.update_run(info, briefs.get(info.id), selected, pinned, system)
+
+    def update_run(
+        self,
+        info: RunInfo,
+        brief: RunBrief | None,
+        selected: set[str],
+        pinned: str | None,
+        system: dict[str, dict[str, Any]] | None = None,
+    ) -> None:
+        """Redraw one run's row: only the cells whose content changed."""
+        old = self._shown.get(info.id)
+        if old is None:
+            return
+        cells = self._cells(info, brief, selected, pinned, system)[: len(self.columns_shown)]
+        if list(map(_look, cells)) == list(map(_look, old)):
+            return
+        for (key, _, _), value, before in zip(self.columns_shown, cells, old):
+            if _look(value) != _look(before):
                 self.update_cell(info.id, key, value)
+        self._shown[info.id] = cells
 
     def _cells(
         self,
         info: RunInfo,
-        snapshots: dict[str, SeriesSnapshot],
+        brief: RunBrief | None,
         selected: set[str],
         pinned: str | None,
         system: dict[str, dict[str, Any]] | None = None,
     ) -> tuple[Text | str, ...]:
         mark = ("◆" if info.id == pinned else " ") + ("✓" if info.id in selected else " ")
-        snap = snapshots.get(info.id)
-        cells: tuple[Text | str, ...] = (mark + short_label(info.label), self._status(info), progress_text(snap))
+        name = plain(mark + short_label(clean(info.label)))
+        cells: tuple[Text | str, ...] = (name, self._status(info), plain(progress_text(brief)))
         if self.extra:
-            cells += extra_cells(info, snap, (system or {}).get(info.id))
+            cells += tuple(plain(c) for c in extra_cells(info, brief, (system or {}).get(info.id)))
         return cells

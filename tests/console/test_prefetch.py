@@ -56,3 +56,22 @@ async def test_console_draws_the_prefetched_run_and_catches_up(tmp_path: Path) -
         pane = app.query_one(CurvesPane)
         assert pane.series["r"] is pf.series["r"]  # adopted, not read twice
         assert pane.snapshots["r"].n == 51
+
+
+def test_prefetch_of_a_fifo_run_ends_and_says_why(tmp_path: Path) -> None:
+    import os
+
+    ws = init_workspace(tmp_path / "ws")
+    _run(ws, "old", 10, started=1.0)
+    new = _run(ws, "new", 5, started=2.0)
+    (new / METRICS_FILE).unlink()
+    os.mkfifo(new / METRICS_FILE)
+    zero = ws.runs_dir / "zero"
+    zero.mkdir()
+    (zero / "run.json").symlink_to("/dev/zero")
+    pf = Prefetch(ws).start()
+    assert pf.done.wait(30), "the prefetch blocked on a FIFO"
+    runs = {r.id: r for r in pf.runs or []}
+    assert set(runs) == {"new", "old", "zero"} and "character device" in (runs["zero"].problem or "")
+    snap = pf.series["new"].snapshot()
+    assert snap.n == 0 and "FIFO" in (snap.problem or "")
