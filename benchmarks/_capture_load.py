@@ -293,9 +293,12 @@ def wait_health(port: int, proc: subprocess.Popen, timeout: float = 30) -> None:
 def server_cmd(
     kind: str, port: int, workspace: Path | None, fsync: str = "batch"
 ) -> list[str]:
-    """`bare`, `stub` (the bare server storing frames) or `trainledger`."""
+    """`bare`, `append` (parse and append, no validation), `stub` (the bare server
+    validating and storing frames) or `trainledger`."""
     if kind == "bare":
         return [sys.executable, str(HERE / "_bare_ingest.py"), str(port)]
+    if kind == "append":
+        return [sys.executable, str(HERE / "_append_ingest.py"), str(port), str(workspace)]
     if kind == "stub":
         return [
             sys.executable,
