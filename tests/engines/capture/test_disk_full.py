@@ -10,11 +10,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from tests.engines.capture.conftest import body, line, request, start_in_thread
 from trainledger.engines.capture.schema import decode_frame
 from trainledger.engines.capture.store import _append, _Open
 from trainledger.engines.workspace import Workspace
+
+from tests.engines.capture.conftest import body, line, request, start_in_thread
 
 
 @pytest.fixture
@@ -24,7 +24,7 @@ def small_disk(ws: Workspace) -> Iterator[Path]:
     where.mkdir(parents=True, exist_ok=True)
     try:
         done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(where)],
-                              capture_output=True, text=True, timeout=30)  # fmt: skip
+                              capture_output=True, text=True, timeout=30, check=False)  # fmt: skip
     except (OSError, subprocess.TimeoutExpired) as exc:
         pytest.skip(f"cannot run mount for a small tmpfs: {exc}")
     if done.returncode != 0:
@@ -32,8 +32,8 @@ def small_disk(ws: Workspace) -> Iterator[Path]:
     try:
         yield where
     finally:
-        if subprocess.run(["umount", str(where)], capture_output=True).returncode != 0:
-            subprocess.run(["umount", "-l", str(where)], capture_output=True)
+        if subprocess.run(["umount", str(where)], capture_output=True, check=False).returncode != 0:
+            subprocess.run(["umount", "-l", str(where)], capture_output=True, check=False)
 
 
 def _ids(first: int, n: int) -> list[int]:

@@ -8,10 +8,10 @@ import subprocess
 import sys
 
 import pytest
-
-from tests.engines.capture.conftest import body, line, request, start_in_thread
 from trainledger.engines.capture.server import MIN_TOKEN, check_token
 from trainledger.engines.workspace import Workspace
+
+from tests.engines.capture.conftest import body, line, request, start_in_thread
 
 TOKEN = "0123456789abcdef-token"
 
@@ -49,7 +49,7 @@ def test_capture_serve_refuses_a_short_token_with_exit_2(ws: Workspace) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "trainledger.engines.capture", "serve", "--workspace", str(ws.root),
          "--host", "0.0.0.0", "--port", "0"],
-        capture_output=True, text=True, timeout=60, env=env,
+        capture_output=True, text=True, timeout=60, env=env, check=False,
     )  # fmt: skip
     assert proc.returncode == 2, proc.stderr
     assert f"at least {MIN_TOKEN} characters" in proc.stderr
