@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 from trainledger.engines.capture.store import FSYNC_MODES
+from trainledger.engines.safetext import clean
 from trainledger.engines.workspace import InvalidId, NotAWorkspace, resolve_workspace
 
 DEFAULT_PORT = 9471
@@ -108,7 +109,7 @@ def _serve(args: argparse.Namespace) -> int:
 def _status(args: argparse.Namespace) -> int:
     from trainledger.engines.capture.process import fetch_stats, server_state
 
-    ws, _origin = resolve_workspace(args.workspace)
+    ws, _origin = resolve_workspace(args.workspace, create_explicit=False, create_default=False)
     state = server_state(ws)
     if state is None:
         print("no capture server recorded; start one with: trainledger capture serve")
@@ -129,14 +130,14 @@ def _status(args: argparse.Namespace) -> int:
     print(f"requests {stats['requests']}  frames accepted {stats['frames_accepted']}  "
           f"rejected {stats['frames_rejected']}  bytes in {stats['bytes_in']}")  # fmt: skip
     for sid, s in sorted(stats["sessions"].items()):
-        print(f"  {sid}: accepted {s['accepted']} rejected {s['rejected']}")
+        print(f"  {clean(sid)}: accepted {s['accepted']} rejected {s['rejected']}")
     return 0
 
 
 def _stop(args: argparse.Namespace) -> int:
     from trainledger.engines.capture.process import CaptureServerError, stop_server
 
-    ws, _origin = resolve_workspace(args.workspace)
+    ws, _origin = resolve_workspace(args.workspace, create_explicit=False, create_default=False)
     try:
         stopped = stop_server(ws, timeout=args.timeout)
     except CaptureServerError as exc:

@@ -196,3 +196,11 @@ def test_runs_without_any_workspace_creates_no_default(tmp_path: Path) -> None:
 def test_writing_commands_still_make_a_new_folder_a_workspace(tmp_path: Path) -> None:
     ws, origin = resolve_workspace(str(tmp_path / "new"), {}, tmp_path)
     assert origin == "argument" and (ws.root / MARKER).is_file()
+
+
+@pytest.mark.parametrize("verb", ["status", "stop"])
+def test_capture_status_and_stop_never_create_a_workspace(tmp_path: Path, verb: str) -> None:
+    typo = tmp_path / "typo"
+    done = _cli(["capture", verb, "--workspace", str(typo)], {"XDG_DATA_HOME": str(tmp_path / "x")})
+    assert done.returncode == 2 and "trainledger init" in done.stderr
+    assert not typo.exists()
