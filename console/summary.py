@@ -7,6 +7,7 @@ script prints and what the Curves pane shows cannot disagree.
 from __future__ import annotations
 
 import math
+import re
 import sys
 from typing import Any
 
@@ -16,6 +17,8 @@ from trainledger.engines.metrics.analysis import summarize
 from trainledger.engines.metrics.series import MAX_METRICS, RunSeries
 from trainledger.engines.safetext import clean
 from trainledger.engines.workspace import Workspace, list_runs
+
+_C1 = re.compile("[\x7f-\x9f]")
 
 
 def _num(v: float | None) -> float | None:
@@ -57,7 +60,10 @@ def run_rows(ws: Workspace) -> list[dict[str, Any]]:
 def print_runs(ws: Workspace, as_json: bool = False) -> int:
     rows = run_rows(ws)
     if as_json:
-        sys.stdout.write(msgspec.json.format(msgspec.json.encode(rows), indent=2).decode() + "\n")
+        text = msgspec.json.format(msgspec.json.encode(rows), indent=2).decode()
+        # msgspec escapes C0 controls; DEL and C1 (a raw CSI is 0x9b) are escaped here, so
+        # the JSON is still exact and nothing in it is a terminal control.
+        sys.stdout.write(_C1.sub(lambda m: f"\\u{ord(m.group()):04x}", text) + "\n")
         return 0
     if not rows:
         print(f"no runs in {clean(ws.runs_dir)}")
