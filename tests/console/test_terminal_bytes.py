@@ -99,6 +99,8 @@ def test_hostile_names_reach_the_terminal_as_text(tmp_path: Path) -> None:
         (0.5, b"]"), (0.5, b"2"), (1.5, b"j"),  # the Capture pane and its sessions
         (0.5, b"\r"), (1.0, b"\x1b"),  # a session's drill-down
         (0.5, b"3"), (0.5, b"4"), (0.5, b"?"), (1.0, b"\x1b"), (0.5, b"1"),
+        (0.5, b"S"), (1.0, b"n"), (1.0, b"\x1b"),  # stop (refused: it failed), the new-run form
+        (0.5, b"\x10"), (0.5, b"pwned"), (0.5, b"\x1b"),  # the command palette, searched
     ]  # fmt: skip
     run = run_console(["-m", "trainledger", str(root)], keys=keys, settle=4.0)
     assert run.returncode == 0, run.output[-3000:]
