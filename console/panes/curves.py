@@ -168,8 +168,8 @@ class CurvesPane(RunControl, CurvesLoader, Widget):
         if any(self.snapshots[r].deleted for r in plotted if r in self.snapshots):
             parts.append("⚠ metrics.jsonl deleted")
         ignored = max((self.snapshots[r].ignored_metrics for r in plotted if r in self.snapshots), default=0)
-        if ignored:
-            parts.append(f"⚠ metric cap {MAX_METRICS:,} reached: {ignored:,} names ignored")
+        if ignored:  # first: a narrow footer cuts from the end
+            parts.insert(0, f"⚠ metric cap {MAX_METRICS:,} reached: {ignored:,} names ignored")
         cursor = self.query_one(RunList).cursor_run
         info = self.infos.get(cursor) if cursor else None
         snap = self.snapshots.get(cursor) if cursor else None
@@ -202,7 +202,7 @@ class CurvesPane(RunControl, CurvesLoader, Widget):
         if wide != runlist.wide or extra != runlist.extra:
             runlist.set_wide(wide, extra)
             self._sync_list()
-        self.call_after_refresh(self._update_footer, self.plotted())
+        self.call_after_refresh(lambda: self._update_footer(self.plotted()))  # the runs plotted then
 
     def _header(self, names: list[str]) -> str:
         s = self.state

@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from trainledger.engines.metrics.columns import parse_lines
-from trainledger.engines.metrics.series import SeriesSnapshot, _fill_steps
+from trainledger.engines.metrics.series import SeriesSnapshot
+from trainledger.engines.metrics.store import fill_steps
 from trainledger.engines.safeio import open_regular_file
 from trainledger.engines.workspace import METRICS_FILE
 
@@ -99,7 +100,7 @@ def read_brief(run_dir: Path, end_bytes: int = END_BYTES) -> RunBrief:
     last = first if whole else parse_lines(tail)
     if last.n == 0:
         return RunBrief(first.n)
-    step = _fill_steps(last.step, math.nan if not whole else -1.0)
+    step = fill_steps(last.step, math.nan if not whole else -1.0)
     rate = last.metrics.get("steps_per_s")
     if rate is None and "steps_per_s" in last.sparse:
         rate = last.sparse["steps_per_s"][1]
@@ -107,7 +108,7 @@ def read_brief(run_dir: Path, end_bytes: int = END_BYTES) -> RunBrief:
         rows=last.n if whole else max(2, first.n),
         step=float(step[-1]),
         epoch=float(last.epoch[-1]),
-        first_step=float(_fill_steps(first.step, -1.0)[0]) if first.n else math.nan,
+        first_step=float(fill_steps(first.step, -1.0)[0]) if first.n else math.nan,
         first_epoch=_first(first.epoch),
         last_epoch=_last(last.epoch),
         first_time=_first(first.time),

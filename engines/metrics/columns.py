@@ -9,7 +9,6 @@ something odd in it (a broken line, a NaN literal, a string value).
 
 from __future__ import annotations
 
-import json
 import math
 import operator
 import re
@@ -20,6 +19,14 @@ from typing import Any, Sequence
 import msgspec
 import numpy as np
 
+from trainledger.engines.metrics.lines import (  # noqa: F401 - the limits are re-exported
+    MAX_LINE_BYTES,
+    MAX_LINE_KEYS,
+    generic_decoder as _generic,
+    lenient_row as _lenient_row,
+    loose_column as _loose_column,
+)
+
 RESERVED = ("step", "epoch", "time")
 CHUNK_LINES = 65536
 MIN_CHUNK_BYTES = 1 << 14
@@ -27,9 +34,6 @@ SAMPLE_LINES = 64
 MAX_EXAMPLES = 5
 _MAX_RETRIES = 32  # key additions / loosenings per chunk before going line by line
 _MAX_SPLITS = 64  # bad lines handled by splitting a chunk before going line by line
-# Hostile but valid lines: each of these makes a line malformed instead of costing memory.
-MAX_LINE_BYTES = 4 << 20  # a metrics row this long is not a metrics row
-MAX_LINE_KEYS = 10_000  # as many names as a whole run may have (series.MAX_METRICS)
 MAX_FIELDS = 1024  # keys in the fast path's Struct; rarer ones go through the slow path
 _STRUCT_SLOTS = 1 << 23  # rows x fields decoded at once (64 MB of slots)
 # A column of a block with at least this many rows, holding a value on fewer than a
@@ -42,7 +46,6 @@ _TYPE_RE = re.compile(r"Expected `float \| null`, got `\w+` - at `\$\[(\d+)\]\.(
 _AT_ROW_RE = re.compile(r"- at `\$\[(\d+)\]")
 _BYTE_RE = re.compile(r"\(byte (\d+)\)")
 _BAD_NAME_RE = re.compile(r'["\\\x00-\x1f]')
-_generic = msgspec.json.Decoder()
 
 
 @dataclass
@@ -338,54 +341,6 @@ def _count(part: np.ndarray | Sparse | None) -> int:
     if isinstance(part, tuple):
         return int(part[0].size)
     return int(part.size - np.count_nonzero(np.isnan(part)))
-
-
-def _num(v: Any) -> float:
-    t = type(v)
-    if t is float:
-        return v
-    if t is int:
-        try:
-            return float(v)
-        except OverflowError:
-            return _NAN
-    return _NAN
-
-
-def _loose_column(values: Any, n: int) -> tuple[np.ndarray, bool]:
-    """Column of a key that holds non-numbers somewhere: numbers kept, the rest NaN."""
-    vals = list(values)
-    col = np.fromiter(map(_num, vals), np.float64, n)
-    seen = not np.isnan(col).all() or any(v is None for v in vals)
-    return col, seen
-
-
-def _lenient_row(line: bytes) -> dict[str, float | None] | str:
-    """One line as {key: float or None(null)}, or a description of why it is malformed."""
-    if len(line) > MAX_LINE_BYTES:
-        return f"line longer than {MAX_LINE_BYTES >> 20} MiB"
-    try:
-        obj = _generic.decode(line)
-    except RecursionError:
-        return "nested too deeply"
-    except msgspec.DecodeError:
-        try:
-            obj = json.loads(line)  # accepts NaN / Infinity, as Python's json writes them
-        except RecursionError:
-            return "nested too deeply"
-        except ValueError:
-            return "not JSON"
-    if not isinstance(obj, dict):
-        return f"not a JSON object ({type(obj).__name__})"
-    if len(obj) > MAX_LINE_KEYS:
-        return f"more than {MAX_LINE_KEYS:,} keys"
-    row: dict[str, float | None] = {}
-    for key, v in obj.items():
-        if v is None:
-            row[key] = None
-        elif type(v) is float or type(v) is int:
-            row[key] = _num(v)
-    return row
 
 
 def _discover(buf: bytes, known: Sequence[str]) -> _Schema:

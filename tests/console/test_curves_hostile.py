@@ -145,3 +145,20 @@ def test_trainledger_runs_prints_no_escapes(tmp_path: Path) -> None:
         assert ch.encode() not in proc.stdout and ch.encode("utf-8") not in proc.stdout
     assert proc.stdout.count(b"\n") == 8
     assert "␛]2;pwned␇".encode() in proc.stdout
+
+
+async def test_metric_cap_is_said_in_the_footer(tmp_path: Path) -> None:
+    from trainledger.engines.metrics.series import MAX_METRICS
+
+    ws = init_workspace(tmp_path / "ws")
+    d = _run(ws, "wide", "wide", started=1.0)
+    (d / RUN_FILE).write_text(json.dumps({"status": "finished", "started": 1.0}))
+    with open(d / METRICS_FILE, "a") as fh:
+        fh.writelines(f'{{"step": {20 + i}, "m{i}": 1.0}}\n' for i in range(MAX_METRICS + 3))
+    app = _app(ws)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        pane = app.query_one(CurvesPane)
+        assert pane.snapshots["wide"].ignored_metrics == 4  # "loss" took one of the places
+        footer = str(pane.query_one("#curves-footer", Static).render())
+        assert f"metric cap {MAX_METRICS:,} reached: 4 names ignored" in footer
