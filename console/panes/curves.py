@@ -188,9 +188,13 @@ class CurvesPane(RunControl, CurvesLoader, Widget):
 
     def restyle(self) -> None:
         """The theme changed: colours baked into cells and the chart must be redone."""
-        if self.is_mounted:
-            self._sync_list()
-            self.redraw()
+        if self.is_mounted:  # once the new theme's variables are in place (after its CSS refresh)
+            self.call_after_refresh(self._restyle_now)
+
+    def _restyle_now(self) -> None:
+        self.query_one(RunList).restyle()
+        self._sync_list()
+        self.redraw()
 
     def on_resize(self) -> None:
         # Narrow terminals drop the progress column rather than scroll sideways.

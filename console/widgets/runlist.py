@@ -153,6 +153,7 @@ class RunList(DataTable[Text | str]):
         self._order: list[str] = []
         self._index: dict[str, int] = {}
         self._shown: dict[str, tuple[Any, ...]] = {}  # run id -> the cells as last drawn
+        self._inputs: dict[str, tuple[Any, ...]] = {}  # run id -> what those cells were made from
         self._restore: str | None = None  # the cursor's run across a column rebuild
         self.wide = False
         self.extra = False  # rate, ETA and CPU/RSS/GPU columns too
@@ -179,6 +180,7 @@ class RunList(DataTable[Text | str]):
         self._order = []
         self._index = {}
         self._shown = {}
+        self._inputs = {}
         for key, label, width in self.columns_shown:
             self.add_column(label, key=key, width=width)
 
@@ -235,6 +237,7 @@ class RunList(DataTable[Text | str]):
             self._order = ids
             self._index = {run_id: i for i, run_id in enumerate(ids)}
             self._shown = {}
+            self._inputs = {}
             width = len(self.columns_shown)
             for info in ordered:
                 cells = self._cells(info, briefs.get(info.id), selected, pinned, system)[:width]
@@ -246,6 +249,10 @@ class RunList(DataTable[Text | str]):
             return
         for info in ordered:
             self.update_run(info, briefs.get(info.id), selected, pinned, system)
+
+    def restyle(self) -> None:
+        """The theme changed: the next sync compares every row's cells again."""
+        self._inputs = {}
 
     def update_run(
         self,
@@ -259,6 +266,14 @@ class RunList(DataTable[Text | str]):
         old = self._shown.get(info.id)
         if old is None:
             return
+        sysrow = (system or {}).get(info.id) if self.extra else None
+        inputs = (info, brief, info.id in selected, info.id == pinned, sysrow)
+        was = self._inputs.get(info.id)
+        if info.status != "running" and was is not None and all(
+            a is b for a, b in zip(inputs, was)
+        ):  # the same objects as last time: nothing to compare (a running row shows a clock)
+            return
+        self._inputs[info.id] = inputs
         cells = self._cells(info, brief, selected, pinned, system)[: len(self.columns_shown)]
         if list(map(_look, cells)) == list(map(_look, old)):
             return

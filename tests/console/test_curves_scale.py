@@ -90,3 +90,20 @@ async def test_one_result_updates_one_row(tmp_path: Path, monkeypatch) -> None:
         assert pane.snapshots[cursor].n == 31
         assert touched and set(touched) == {cursor}
         assert pane.query_one(RunList).get_row(cursor)[2].plain == "s500 e7"
+
+
+async def test_a_theme_change_restyles_rows_that_did_not_change(frozen_ws: Workspace) -> None:
+    from trainledger.console.styles import theme_style
+
+    app = TrainledgerApp(frozen_ws, theme="trainledger-dark", watch=False, clock=lambda: CLOCK)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        runlist = app.query_one(CurvesPane).query_one(RunList)
+        seen = set()
+        for _ in range(4):  # every theme: the failed run's status in that theme's error style
+            await pilot.press("t")
+            await settle(pilot)
+            style = str(runlist.get_row("lvm-amn-infonce")[1].style)
+            assert style == str(theme_style(app, "error", bold=True))
+            seen.add(style)
+        assert len(seen) > 1
