@@ -24,6 +24,62 @@ CHECKPOINT_DIR = "checkpoints"
 CHECKPOINT_SCHEMA = "trainledger-checkpoint/1"
 
 
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be trusted: a missing or forged sidecar, a file that is not
+    in the checkpoints folder, or bytes whose sha256 differs from the sidecar's."""
+
+
+def read_sidecar(path: Path) -> dict[str, Any]:
+    """A checkpoint sidecar (JSON object) as written by write_checkpoint_bytes."""
+    import msgspec
+
+    from trainledger.engines.safeio import read_regular
+
+    try:
+        sidecar = msgspec.json.decode(read_regular(path, 1 << 20))
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: no such checkpoint sidecar") from None
+    except (OSError, msgspec.DecodeError) as exc:
+        raise CheckpointError(f"{path}: unreadable checkpoint sidecar ({exc})") from None
+    if not isinstance(sidecar, dict):
+        raise CheckpointError(f"{path}: not a JSON object")
+    return sidecar
+
+
+def checkpoint_position(sidecar: dict[str, Any], path: Path) -> tuple[int, int]:
+    """(step, epoch) a sidecar says its checkpoint was taken at; both integers >= 0."""
+    step, epoch = sidecar.get("step", 0), sidecar.get("epoch", 0)
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in (step, epoch)):
+        raise CheckpointError(f"{path}: step and epoch must be integers >= 0")
+    return step, epoch
+
+
+def verified_bytes(folder: Path, ref: dict[str, Any], sidecar: Path) -> tuple[Path, bytes]:
+    """The bytes of the file `ref["file"]` names in `folder`, checked against `ref["sha256"]`.
+
+    The name must be a plain file name (an id: no separator, no leading dot), as
+    engines/san/export.py requires, so a forged sidecar cannot point outside `folder`;
+    the file must be a regular one (a FIFO is refused, not waited on)."""
+    from trainledger.engines.safeio import open_regular_file
+    from trainledger.engines.workspace import InvalidId, validate_id
+
+    name, digest = ref.get("file"), ref.get("sha256")
+    if not isinstance(name, str) or not isinstance(digest, str):
+        raise CheckpointError(f"{sidecar}: no checkpoint file or sha256 named")
+    try:
+        path = folder / validate_id(name, "checkpoint file")
+    except InvalidId:
+        raise CheckpointError(f"{sidecar}: checkpoint file {name!r} is not a file name in {folder}") from None
+    try:
+        with open_regular_file(path) as fh:
+            data = fh.read()
+    except OSError as exc:
+        raise CheckpointError(f"{path}: cannot read the checkpoint ({exc})") from None
+    if hashlib.sha256(data).hexdigest() != digest:
+        raise CheckpointError(f"{path}: sha256 does not match its sidecar")
+    return path, data
+
+
 def save_checkpoint(run_dir: Path, tag: str, model: nn.Module, info: dict[str, Any]) -> dict[str, Any]:
     """Write checkpoints/<tag>.safetensors, then its <tag>.json sidecar, each atomically."""
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
@@ -89,27 +145,33 @@ def save_trainer_state(
 def load_trainer_state(run_dir: Path, ref: dict[str, Any]) -> tuple[dict[str, Any], Tensor | None]:
     """The optimizer state_dict and shuffle RNG state saved by save_trainer_state."""
     import msgspec
-    from safetensors import safe_open
 
-    path = run_dir / CHECKPOINT_DIR / ref["file"]
-    data = path.read_bytes()
-    if hashlib.sha256(data).hexdigest() != ref["sha256"]:
-        raise ValueError(f"{path}: sha256 does not match the checkpoint sidecar")
+    folder = run_dir / CHECKPOINT_DIR
+    if not isinstance(ref, dict):
+        raise CheckpointError(f"{folder}/last.json: trainer_state is not an object")
+    path, data = verified_bytes(folder, ref, folder / "last.json")
     tensors = load_safetensors(data)
-    with safe_open(str(path), "pt") as f:
-        meta = msgspec.json.decode(f.metadata()["optimizer"])
+    try:  # the metadata from the verified bytes (8-byte little-endian header length, JSON header)
+        header = msgspec.json.decode(data[8 : 8 + int.from_bytes(data[:8], "little")])
+        meta = msgspec.json.decode(header["__metadata__"]["optimizer"])
+    except (msgspec.DecodeError, KeyError, TypeError) as exc:
+        raise CheckpointError(f"{path}: no optimizer state in its metadata ({exc})") from None
     return _unflatten_optimizer(tensors, meta), tensors.get("rng.shuffle")
 
 
 def load_checkpoint(run_dir: Path, tag: str) -> tuple[dict[str, Tensor], dict[str, Any]]:
-    """The tensors and sidecar of a checkpoint; ValueError if the file's sha256 does not match."""
-    import msgspec
+    """The tensors and sidecar of a checkpoint; CheckpointError (a ValueError) if the sidecar is
+    missing or names anything but a file of the checkpoints folder, or the sha256 differs."""
+    from trainledger.engines.workspace import InvalidId, validate_id
 
     folder = run_dir / CHECKPOINT_DIR
-    sidecar = msgspec.json.decode((folder / f"{tag}.json").read_bytes())
-    data = (folder / sidecar["file"]).read_bytes()
-    if hashlib.sha256(data).hexdigest() != sidecar["sha256"]:
-        raise ValueError(f"{folder / sidecar['file']}: sha256 does not match its sidecar")
+    try:
+        validate_id(tag, "checkpoint")
+    except InvalidId as exc:
+        raise CheckpointError(str(exc)) from None
+    side = folder / f"{tag}.json"
+    sidecar = read_sidecar(side)
+    _, data = verified_bytes(folder, sidecar, side)
     return load_safetensors(data), sidecar
 
 

@@ -26,10 +26,13 @@ from trainledger.engines.workspace import Workspace
 from trainledger.engines.training.checkpoints import (  # noqa: F401  (re-exported)
     CHECKPOINT_DIR,
     CHECKPOINT_SCHEMA,
+    CheckpointError,
+    checkpoint_position,
     _flatten_optimizer,
     _unflatten_optimizer,
     load_checkpoint,
     load_trainer_state,
+    read_sidecar,
     save_checkpoint,
     save_trainer_state,
 )
@@ -204,7 +207,7 @@ class Trainer:
         from trainledger.engines.workspace import RUN_FILE
 
         if not (run_dir / CHECKPOINT_DIR / "last.json").exists():
-            raise ValueError(f"cannot resume {run_dir.name}: it has no checkpoints/last.safetensors")
+            raise CheckpointError(f"cannot resume {run_dir.name}: it has no checkpoints/last.safetensors")
         tensors, sidecar = load_checkpoint(run_dir, "last")
         model.load_state_dict({k: v.to(self.device) for k, v in tensors.items()})
         ref = sidecar.get("trainer_state")
@@ -216,11 +219,12 @@ class Trainer:
         info = msgspec.json.decode((run_dir / RUN_FILE).read_bytes())
         best = (info.get("summary") or {}).get("best")
         if best is None and (run_dir / CHECKPOINT_DIR / "best.json").exists():
-            side = msgspec.json.decode((run_dir / CHECKPOINT_DIR / "best.json").read_bytes())
+            side = read_sidecar(run_dir / CHECKPOINT_DIR / "best.json")
             metric = self.task.primary_metric
-            if metric in side.get("metrics", {}):
-                best = {"metric": metric, "value": side["metrics"][metric], "epoch": side["epoch"], "step": side["step"]}
-        return _Start(step=int(sidecar.get("step", 0)), epochs_done=int(sidecar.get("epoch", 0)), best=best)
+            if metric in (side.get("metrics") or {}):
+                best = {"metric": metric, "value": side["metrics"][metric], "epoch": side.get("epoch"), "step": side.get("step")}  # fmt: skip
+        step, epoch = checkpoint_position(sidecar, run_dir / CHECKPOINT_DIR / "last.json")
+        return _Start(step=step, epochs_done=epoch, best=best)
 
     def _agreed_stop(self, stop: StopFlag) -> bool:
         """Whether to stop after this step: the local flag, or under DDP whether any rank's

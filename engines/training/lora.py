@@ -146,13 +146,12 @@ def save_adapters(run_dir: Path, state: dict[str, Tensor], info: dict[str, Any])
 
 
 def load_adapters(run_dir: Path) -> tuple[dict[str, Tensor], dict[str, Any]]:
-    """The adapter tensors and sidecar; ValueError if the sha256 does not match."""
-    import msgspec
+    """The adapter tensors and sidecar; CheckpointError (a ValueError) if the sidecar names
+    anything but a file of the run folder, or the sha256 does not match."""
+    from trainledger.engines.training.checkpoints import read_sidecar, verified_bytes
 
-    sidecar = msgspec.json.decode((run_dir / ADAPTERS_SIDECAR).read_bytes())
-    data = (run_dir / sidecar["file"]).read_bytes()
-    if hashlib.sha256(data).hexdigest() != sidecar["sha256"]:
-        raise ValueError(f"{run_dir / sidecar['file']}: sha256 does not match its sidecar")
+    sidecar = read_sidecar(run_dir / ADAPTERS_SIDECAR)
+    _, data = verified_bytes(run_dir, sidecar, run_dir / ADAPTERS_SIDECAR)
     return load_safetensors(data), sidecar
 
 
