@@ -8,6 +8,7 @@ same sha256 in the run's config); a loaded one is checked before training starts
 from __future__ import annotations
 
 import io
+import os
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -35,19 +36,68 @@ def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
-def load_npz(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
-    """The named arrays of an .npz file; DatasetError naming the first missing key."""
+def sniff(head: bytes) -> str:
+    """What the first bytes of a file look like, in words, for an error message."""
+    if not head:
+        return "an empty file"
+    if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+        return "a zip archive"
+    if head.startswith(b"\x93NUMPY"):
+        return "a .npy array"
+    if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
+        return "a Python pickle (never loaded)"
+    text = head.lstrip()
+    if text[:1] in (b"{", b"["):
+        return "JSON Lines text" if b"\n{" in text or b"\n[" in text else "JSON text"
     try:
-        with np.load(path, allow_pickle=False) as npz:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 4:  # not just a character cut at the end of the sample
+            return "binary data of an unknown kind"
+    return "text"
+
+
+def open_dataset(path: Path, expected: str, kinds: tuple[str, ...]) -> Any:
+    """`path` opened for reading if its first bytes are one of `kinds` (see sniff); otherwise
+    DatasetError "expected <expected>; found <what it is>". Never blocks on a FIFO or a device."""
+    from trainledger.engines.safeio import NotRegularFile, _kind, open_regular_file
+
+    try:
+        fh = open_regular_file(path)
+    except NotRegularFile:
+        raise DatasetError(f"{path}: expected {expected}; found {_kind(os.stat(path).st_mode)}") from None
+    except OSError as exc:
+        raise DatasetError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    found = sniff(fh.read(4096))
+    if found not in kinds:
+        fh.close()
+        raise DatasetError(f"{path}: expected {expected}; found {found}")
+    fh.seek(0)
+    return fh
+
+
+def load_npz(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """The named arrays of an .npz file; DatasetError naming the first missing key, or what
+    the file is when it is not an .npz archive. Nothing is unpickled (allow_pickle=False)."""
+    expected = "a .npz archive of arrays"
+    with open_dataset(path, expected, ("a zip archive",)) as fh:
+        try:
+            npz = np.load(fh, allow_pickle=False)
+        except (OSError, ValueError, zipfile.BadZipFile) as exc:
+            raise DatasetError(f"{path}: expected {expected}; found a damaged zip archive ({exc})") from None
+        with npz:
             present = set(npz.files)
             for key in keys:
                 if key not in present:
                     raise DatasetError(f"{path}: missing key {key!r} (has: {', '.join(sorted(present)) or 'none'})")
-            return {key: npz[key] for key in keys}
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
-        if isinstance(exc, DatasetError):
-            raise
-        raise DatasetError(f"{path}: not a readable .npz file ({exc})") from exc
+            out = {}
+            for key in keys:
+                try:
+                    out[key] = npz[key]
+                except (OSError, ValueError, zipfile.BadZipFile):
+                    raise DatasetError(f"{path}: key {key!r} is not a plain array (object arrays are never "
+                                       f"loaded, or the member is damaged)") from None  # fmt: skip
+            return out
 
 
 def check_finite(path: Path, key: str, array: np.ndarray) -> None:

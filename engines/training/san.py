@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -61,6 +62,19 @@ def frame_row(frame: dict[str, Any]) -> list[float]:
     return row
 
 
+def _read_session(file: Path) -> bytes:
+    """A session file's bytes; a FIFO, a device or a folder is refused at once, never read."""
+    from trainledger.engines.safeio import NotRegularFile, _kind, open_regular_file
+
+    try:
+        with open_regular_file(file) as fh:
+            return fh.read()
+    except NotRegularFile:
+        raise DatasetError(f"{file}: expected a JSONL capture session file; found {_kind(os.stat(file).st_mode)}") from None
+    except OSError as exc:
+        raise DatasetError(f"{file}: cannot be read ({exc.strerror or exc})") from None
+
+
 def read_sessions(path: Path) -> tuple[dict[str, np.ndarray], list[dict[str, Any]]]:
     """Accepted rows per session (file stem) and a report per file; bad frames are counted, not fatal."""
     files = sorted(path.glob("*.jsonl")) if path.is_dir() else [path]
@@ -69,7 +83,7 @@ def read_sessions(path: Path) -> tuple[dict[str, np.ndarray], list[dict[str, Any
     sessions: dict[str, np.ndarray] = {}
     report = []
     for file in files:
-        data = file.read_bytes()
+        data = _read_session(file)
         rows, reasons = [], {}
         for line in data.splitlines():
             if not line.strip():

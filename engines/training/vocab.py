@@ -22,6 +22,7 @@ from trainledger.engines.training.datasets import (
     check_finite,
     load_npz,
     model_device,
+    open_dataset,
     shuffled_batches,
     task_settings,
     write_npz,
@@ -59,10 +60,11 @@ def load(path: Path) -> np.ndarray:
     if path.suffix == ".npz":
         features = load_npz(path, ("features",))["features"]
     else:
-        try:
-            features = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise DatasetError(f"{path}: not a readable .npy file ({exc})") from exc
+        with open_dataset(path, "a .npy array (or a .npz archive)", ("a .npy array",)) as fh:
+            try:
+                features = np.load(fh, allow_pickle=False)
+            except (OSError, ValueError):
+                raise DatasetError(f"{path}: a .npy file that is damaged or holds object (never loaded) data") from None
     if features.ndim != 2 or features.shape[0] == 0 or features.shape[1] == 0:
         raise DatasetError(f"{path}: key 'features' must be a non-empty [N, dim] array, got {list(features.shape)}")
     check_finite(path, "features", features)
