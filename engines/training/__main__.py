@@ -70,6 +70,13 @@ def build_task(model: str, args: argparse.Namespace, ws: Any = None) -> Any:
 def main(argv: list[str] | None = None) -> int:
     parent = os.getppid()  # before anything slow: a parent that dies meanwhile is still seen
     args = parse_args(argv)
+    from trainledger.engines.training.cli_checks import EXIT_OK, EXIT_STOPPED, EXIT_USAGE, CliError, check_flags
+
+    try:
+        check_flags(args)
+    except CliError as exc:
+        print(f"python -m trainledger.engines.training: {exc}", file=sys.stderr, flush=True)
+        return EXIT_USAGE
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
 
     from trainledger.engines.metrics.writer import new_run_id
@@ -77,7 +84,6 @@ def main(argv: list[str] | None = None) -> int:
 
     ws, _ = resolve_workspace(args.workspace)
     run_id = validate_id(args.run_id, "run id") if args.run_id else new_run_id(args.model)
-    print(f"run {run_id}\nfolder {ws.run_dir(run_id)}", flush=True)
 
     from trainledger.engines.training.loop import LoopConfig, StopFlag, Trainer, install_signal_handlers
 
@@ -91,16 +97,19 @@ def main(argv: list[str] | None = None) -> int:
     install_signal_handlers(stop)
     if args.exit_with_parent:
         watch_parent(stop, parent)
+    from trainledger.engines.training.cli_progress import _Announce
+
     try:
-        result = Trainer(build_task(args.model, args, ws), cfg, ws, run_id=run_id, name=args.name, stop=stop).run()
+        result = Trainer(build_task(args.model, args, ws), cfg, ws, run_id=run_id, name=args.name, stop=stop,
+                         progress=_Announce(lambda kind, info: None)).run()  # fmt: skip
     except KeyboardInterrupt:  # a second Ctrl-C: the run is marked stopped, without a last checkpoint
         return 130
     if result is None:
         print(f"stopped before the run started ({stop.reason})", flush=True)
-        return 0
+        return EXIT_STOPPED
     extra = " (early stop)" if result.early_stopped else ""
     print(f"{result.status}{extra} at step {result.step}, epoch {result.epochs_done}", flush=True)
-    return 0
+    return EXIT_STOPPED if result.status == "stopped" else EXIT_OK
 
 
 if __name__ == "__main__":

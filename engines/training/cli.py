@@ -10,20 +10,33 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
+from trainledger.engines.training.cli_checks import (  # noqa: F401  (CliError, MLX_MODELS re-exported)
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_STOPPED,
+    EXIT_USAGE,
+    MLX_MODELS,
+    CliError,
+    check_base,
+    check_data_path,
+    check_flags,
+    check_mlx,
+    check_resume,
+    check_settings,
+    read_run,
+)
+from trainledger.engines.training.cli_progress import (
+    PlainProgress,
+    RichProgress,
+    _Announce,
+    _close,
+)
 from trainledger.engines.training.models import MODELS
 
-# the models that run on --backend mlx (mlx_models.MLX_MODELS; named here so that
-# the error paths need not import mlx)
-MLX_MODELS = ("lvm-gru", "ternary-vae", "san", "lora-lm")
 LOOP_FLAGS = ("epochs", "batch_size", "lr", "seed", "patience", "log_every", "pace", "threads")
-
-
-class CliError(Exception):
-    """A user error: printed as one line, exit status 2."""
 
 
 def parser() -> argparse.ArgumentParser:
@@ -77,23 +90,6 @@ def parse_settings(items: list[str]) -> dict[str, Any]:
     return out
 
 
-def _read_run(ws: Any, run_id: str) -> dict[str, Any]:
-    import msgspec
-
-    from trainledger.engines.workspace import RUN_FILE, validate_id
-
-    path = ws.run_dir(validate_id(run_id, "run id")) / RUN_FILE
-    try:
-        info = msgspec.json.decode(path.read_bytes())
-    except FileNotFoundError:
-        raise CliError(f"--resume {run_id}: no such run in {ws.root}") from None
-    except msgspec.DecodeError as exc:
-        raise CliError(f"--resume {run_id}: run.json unreadable: {exc}") from None
-    if not isinstance(info, dict):
-        raise CliError(f"--resume {run_id}: run.json is not an object")
-    return info
-
-
 def _load_builder(model: str) -> Any:
     from trainledger.engines.training.models import load_builder
 
@@ -108,15 +104,6 @@ def _load_builder(model: str) -> Any:
         raise CliError(f"model {model!r} is registered but {MODELS[model]} does not exist yet") from None
 
 
-def _check_mlx(args: argparse.Namespace) -> None:
-    """--backend mlx: only the models of mlx_models.MLX_MODELS, one process, no --resume yet."""
-    if args.model not in MLX_MODELS:
-        raise CliError(f"--backend mlx is not yet supported for {args.model}; use --backend torch "
-                       f"(on mlx: {', '.join(MLX_MODELS)})")  # fmt: skip
-    if args.resume:
-        raise CliError("--resume is not yet supported with --backend mlx")
-
-
 def _load_mlx_builder(model: str) -> Any:
     try:
         from trainledger.engines.training.mlx_models import MLX_MODELS as builders
@@ -127,83 +114,15 @@ def _load_mlx_builder(model: str) -> Any:
     return builders[model]
 
 
-# ----------------------------------------------------------------------------- progress
-class PlainProgress:
-    """One line per validation row; a train line at most every `every` seconds."""
-
-    def __init__(self, primary: str, every: float = 10.0) -> None:
-        self.primary = primary
-        self.every = every
-        self.last = time.monotonic()
-        self.epochs = 0
-
-    def __call__(self, kind: str, info: dict[str, Any]) -> None:
-        if kind == "start":
-            self.epochs = info["epochs"]
-            if info["step"]:
-                print(f"resuming at step {info['step']}, epoch {info['epoch']}", flush=True)
-        elif kind == "val":
-            print(f"epoch {info['epoch']}/{self.epochs} step {info['step']} {_fmt(info['metrics'], self.primary)}",
-                  flush=True)  # fmt: skip
-            self.last = time.monotonic()
-        elif kind == "train" and time.monotonic() - self.last >= self.every:
-            print(f"epoch {info['epoch']:.2f}/{self.epochs} step {info['step']} {_fmt(info['metrics'], 'train/loss')}",
-                  flush=True)  # fmt: skip
-            self.last = time.monotonic()
-
-
-def _fmt(metrics: dict[str, Any], first: str) -> str:
-    keys = [first] if first in metrics else []
-    keys += [k for k in ("train/loss", "val/loss", "samples_per_s") if k in metrics and k not in keys]
-    return "  ".join(f"{k} {metrics[k]:.4g}" for k in keys if isinstance(metrics[k], (int, float)))
-
-
-class RichProgress:
-    """A rich progress bar over epochs (fractional), with the latest metrics beside it."""
-
-    def __init__(self, primary: str) -> None:
-        from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-        self.primary = primary
-        self.progress = Progress(
-            TextColumn("epoch {task.fields[epoch_text]}"),
-            BarColumn(),
-            TaskProgressColumn(),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            TextColumn("{task.fields[metrics]}"),
-        )
-        self.bar: Any = None
-        self.val = ""
-
-    def __call__(self, kind: str, info: dict[str, Any]) -> None:
-        if kind == "start":
-            self.progress.start()
-            self.bar = self.progress.add_task("train", total=info["epochs"], completed=info["epoch"],
-                                              epoch_text=f"{info['epoch']}/{info['epochs']}", metrics="")  # fmt: skip
-            self.epochs = info["epochs"]
-        elif kind in ("train", "val") and self.bar is not None:
-            if kind == "val":
-                self.val = _fmt({k: v for k, v in info["metrics"].items() if k == self.primary}, self.primary)
-                self.progress.console.print(f"epoch {info['epoch']} step {info['step']} {_fmt(info['metrics'], self.primary)}")
-            train = _fmt({k: v for k, v in info["metrics"].items() if k in ("train/loss", "samples_per_s")}, "train/loss")
-            self.progress.update(self.bar, completed=info["epoch"], epoch_text=f"{info['epoch']:.2f}/{self.epochs}",
-                                 metrics="  ".join(x for x in (train if kind == "train" else "", self.val) if x))  # fmt: skip
-        elif kind == "end":
-            self.close()
-
-    def close(self) -> None:
-        self.progress.stop()
-
-
 # ----------------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
     parent = os.getppid()
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser().parse_args(argv)
     try:
-        if args.nproc is not None and args.nproc < 1:
-            raise CliError(f"--nproc {args.nproc}: expected 1 or more")
+        check_flags(args)  # before a workspace is looked up: a bad value creates nothing
+        if args.model and not args.resume:
+            check_settings(args.model, parse_settings(args.set))
         from trainledger.engines.training.distributed import is_worker
 
         if args.nproc and args.nproc > 1 and not is_worker():
@@ -211,13 +130,18 @@ def main(argv: list[str] | None = None) -> int:
         return _run(args, parent)
     except CliError as exc:
         print(f"trainledger train: {exc}", file=sys.stderr, flush=True)
-        return 2
+        return EXIT_USAGE
 
 
 def _launch(args: argparse.Namespace, argv: list[str]) -> int:
     """The parent of a --nproc run: check what can be checked, fix the run id, start torchrun."""
     from trainledger.engines.training.distributed import launch
-    from trainledger.engines.workspace import InvalidId, NotAWorkspace, resolve_workspace, validate_id
+    from trainledger.engines.workspace import (
+        InvalidId,
+        NotAWorkspace,
+        resolve_workspace,
+        validate_id,
+    )
 
     try:
         ws, _ = resolve_workspace(args.workspace)
@@ -226,7 +150,8 @@ def _launch(args: argparse.Namespace, argv: list[str]) -> int:
     if args.resume:
         from trainledger.engines.workspace import read_run_info
 
-        previous = _read_run(ws, args.resume)
+        previous = read_run(ws, args.resume)
+        check_resume(args.resume, previous, args.backend)
         current = read_run_info(ws.run_dir(args.resume))
         if current.status == "running":
             raise CliError(f"run {args.resume} is still running (pid {current.pid} on {current.host})")
@@ -258,8 +183,12 @@ def _launch(args: argparse.Namespace, argv: list[str]) -> int:
 
 def _run(args: argparse.Namespace, parent: int) -> int:
     from trainledger.engines.training.distributed import Dist, is_worker
-
-    from trainledger.engines.workspace import InvalidId, NotAWorkspace, resolve_workspace, validate_id
+    from trainledger.engines.workspace import (
+        InvalidId,
+        NotAWorkspace,
+        resolve_workspace,
+        validate_id,
+    )
 
     try:
         ws, _ = resolve_workspace(args.workspace)
@@ -268,7 +197,8 @@ def _run(args: argparse.Namespace, parent: int) -> int:
 
     previous: dict[str, Any] = {}
     if args.resume:
-        previous = _read_run(ws, args.resume)
+        previous = read_run(ws, args.resume)
+        check_resume(args.resume, previous, args.backend)
         from trainledger.engines.workspace import read_run_info
 
         current = read_run_info(ws.run_dir(args.resume))
@@ -282,7 +212,7 @@ def _run(args: argparse.Namespace, parent: int) -> int:
     if args.model not in MODELS:
         raise CliError(f"unknown model {args.model!r}; known: {', '.join(MODELS)}")
     if args.backend == "mlx":
-        _check_mlx(args)
+        check_mlx(args.model)
     elif args.backend != "torch":
         raise CliError(f"--backend {args.backend} is not yet supported for {args.model}; use --backend torch")
 
@@ -293,6 +223,10 @@ def _run(args: argparse.Namespace, parent: int) -> int:
         args.data = args.data or old_opts.get("data")
         args.seed = args.seed if args.seed is not None else old_opts.get("seed")
         args.base = args.base or old_opts.get("base")
+    check_settings(args.model, settings)
+    if args.data:  # on --resume it may come from run.json
+        check_data_path(Path(args.data).expanduser())
+    base_dir = check_base(ws, args.model, args.base)
     builder = _load_mlx_builder(args.model) if args.backend == "mlx" else _load_builder(args.model)
 
     try:
@@ -311,7 +245,13 @@ def _run(args: argparse.Namespace, parent: int) -> int:
 
     import dataclasses
 
-    from trainledger.engines.training.loop import LoopConfig, StopFlag, Trainer, install_signal_handlers
+    from trainledger.engines.training.checkpoints import CheckpointError
+    from trainledger.engines.training.loop import (
+        LoopConfig,
+        StopFlag,
+        Trainer,
+        install_signal_handlers,
+    )
     from trainledger.engines.training.models import TaskOptions
     from trainledger.engines.training.provenance import resolve_device
 
@@ -324,16 +264,13 @@ def _run(args: argparse.Namespace, parent: int) -> int:
     if is_worker():  # a rank under torchrun (see distributed.py); the launcher printed the run
         dist = Dist.from_env(device)
         device = dist.device(device)
-    else:
-        print(f"run {run_id}\nfolder {ws.run_dir(run_id)}", flush=True)
     quiet = dist is not None and not dist.is_main
     loop_fields = {f.name for f in dataclasses.fields(LoopConfig)}
     loop_set = {k: v for k, v in settings.items() if k in loop_fields}
     task_set = {k: v for k, v in settings.items() if k not in loop_fields}
-    base_dir = ws.run_dir(validate_id(args.base, "run id")) if args.base else None
     data = Path(args.data).expanduser() if args.data else None
-    if data is not None and not data.exists():
-        raise CliError(f"--data {data}: no such file or folder")
+    if base_dir is not None and base_dir != ws.run_dir(base_dir.name):  # a folder path: keep it absolute
+        args.base = str(base_dir)
     extra = {**task_set, "set": task_set, "force": args.force, "base": args.base, "base_dir": base_dir}
     opts = TaskOptions(ws, data=data, seed=args.seed or 0, backend=args.backend, device=device, extra=extra)
     if quiet:  # rank 0 builds first (it may generate the demo data), then the others
@@ -370,7 +307,9 @@ def _run(args: argparse.Namespace, parent: int) -> int:
         watch_parent(stop, parent)
     progress: Any = RichProgress(task.primary_metric) if sys.stdout.isatty() else PlainProgress(task.primary_metric)
     if quiet:
-        progress = lambda kind, info: None  # noqa: E731
+        progress = lambda kind, info: None
+    elif dist is None:  # the run id and folder once they exist (under torchrun the launcher said them)
+        progress = _Announce(progress)
 
     task_options = {"data": str(data.resolve()) if data else None, "seed": opts.seed, "set": task_set,
                     "base": args.base, "force": args.force}  # fmt: skip
@@ -389,32 +328,26 @@ def _run(args: argparse.Namespace, parent: int) -> int:
     except KeyboardInterrupt:  # a second Ctrl-C: the run is marked stopped, without a last checkpoint
         _close(progress)
         print("interrupted", flush=True)
-        return 130
-    except ValueError as exc:
+        return EXIT_INTERRUPTED
+    except CheckpointError as exc:  # --resume: the run's checkpoints cannot be trusted; nothing was written
         _close(progress)
-        if args.resume and "resume" in str(exc):
-            raise CliError(str(exc)) from None
-        raise
+        raise CliError(str(exc)) from None
     finally:
         _close(progress)
         if dist is not None:
             dist.close()
     if quiet:
-        return 0
+        return EXIT_OK
     if result is None:
         print(f"stopped before the run started ({stop.reason})", flush=True)
-        return 0
+        return EXIT_OK if dist is not None else EXIT_STOPPED
     extra_text = " (early stop)" if result.early_stopped else ""
     print(f"{result.status}{extra_text} at step {result.step}, epoch {result.epochs_done}", flush=True)
     if result.best:
         b = result.best
         print(f"best {b['metric']} {b['value']:.4g} at epoch {b['epoch']} (checkpoints/best.safetensors)", flush=True)
-    return 0
-
-
-def _close(progress: Any) -> None:
-    if isinstance(progress, RichProgress):
-        progress.close()
+    # under torchrun a rank's non-zero status is a crash to torchrun: the launcher reports the stop
+    return EXIT_STOPPED if result.status == "stopped" and dist is None else EXIT_OK
 
 
 if __name__ == "__main__":  # pragma: no cover

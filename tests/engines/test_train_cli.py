@@ -47,7 +47,8 @@ def test_train_records_provenance_then_resume_continues_in_the_same_folder(ws: W
     assert out.returncode == 0, out.stderr
     run_dir = ws.run_dir("r1")
     lines = out.stdout.splitlines()
-    assert lines[:3] == ["run r1", f"folder {run_dir}", "no --data: generated all 3^9 operations (in memory)"]
+    # the run id and folder only once the run folder exists
+    assert lines[:3] == ["no --data: generated all 3^9 operations (in memory)", "run r1", f"folder {run_dir}"]
     assert "finished at step 18, epoch 2" in out.stdout
 
     info = json.loads((run_dir / "run.json").read_text())
@@ -69,7 +70,7 @@ def test_train_records_provenance_then_resume_continues_in_the_same_folder(ws: W
 
     out = run_train("--resume", "r1", "--epochs", "4", "--workspace", str(ws.root), timeout=180)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.splitlines()[:2] == ["run r1", f"folder {run_dir}"]
+    assert out.stdout.splitlines()[1:3] == ["run r1", f"folder {run_dir}"]
     assert "finished at step 36, epoch 4" in out.stdout
     assert [p.name for p in ws.runs_dir.iterdir()] == ["r1"]
 
@@ -139,7 +140,9 @@ def test_console_help_lists_train() -> None:
     assert out.returncode == 0 and "trainledger train MODEL" in out.stdout
 
 
-def test_sigterm_stops_trainledger_train_cleanly(ws: Workspace) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_stops_trainledger_train_cleanly_with_the_stopped_status(ws: Workspace, sig: signal.Signals) -> None:
+    """SIGTERM (the console's stop) and Ctrl-C: a last checkpoint, run.json stopped, exit 3."""
     cmd = train_cmd("ternary-vae", "--workspace", str(ws.root), "--run-id", "term", "--epochs", "50",
                     "--batch-size", "512", "--pace", "50", "--set", "prior_samples=4096")  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -149,17 +152,17 @@ def test_sigterm_stops_trainledger_train_cleanly(ws: Workspace) -> None:
         while not _has_train_row(run_dir):
             assert time.monotonic() < deadline and proc.poll() is None, "no train row"
             time.sleep(0.05)
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(sig)
         out, _ = proc.communicate(timeout=30)
     finally:
         proc.kill()
-    assert proc.returncode == 0, out
-    assert out.splitlines()[:2] == ["run term", f"folder {run_dir}"] and "stopped at step" in out
+    assert proc.returncode == train_cli.EXIT_STOPPED == 3, out
+    assert out.splitlines()[1:3] == ["run term", f"folder {run_dir}"] and "stopped at step" in out
     info = read_run_info(run_dir)
     assert info.status == "stopped" and info.ended is not None
     tensors, sidecar = load_checkpoint(run_dir, "last")
     assert sidecar["status"] == "stopped" and tensors
-    assert any(e["kind"] == "stopped" and e["reason"] == "SIGTERM" for e in jsonl(run_dir / "events.jsonl"))
+    assert any(e["kind"] == "stopped" and e["reason"] == sig.name for e in jsonl(run_dir / "events.jsonl"))
 
 
 def _has_train_row(run_dir: Path) -> bool:
