@@ -152,6 +152,10 @@ class MetricsWriter:
         row.update({k: _clean(v) for k, v in fields.items()})
         self._events.write(_encoder.encode(row) + b"\n")
 
+    @property
+    def closed(self) -> bool:
+        return self._metrics.closed
+
     def finish(self, status: str = "finished", error: str | None = None) -> None:
         if status not in TERMINAL_STATUSES:
             raise ValueError(f"status must be one of {TERMINAL_STATUSES}")
@@ -166,15 +170,61 @@ class MetricsWriter:
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
-        if exc_type is None:
-            self.finish("finished")
-        elif issubclass(exc_type, KeyboardInterrupt):
-            self.finish("stopped")
-        else:
-            self.finish("failed", error=f"{exc_type.__name__}: {exc}")
+        self.finish(*end_status(exc_type, exc))
 
 
+def end_status(exc_type: type[BaseException] | None, exc: BaseException | None) -> tuple[str, str | None]:
+    """(status, error) for a run whose code ended with `exc` (None: it returned): finished,
+    stopped for KeyboardInterrupt, else failed with "Type: message". SystemExit(0) or
+    SystemExit(None) is a clean exit; any other SystemExit code is a failure."""
+    if exc_type is None:
+        return "finished", None
+    if issubclass(exc_type, KeyboardInterrupt):
+        return "stopped", None
+    if issubclass(exc_type, SystemExit) and getattr(exc, "code", None) in (None, 0):
+        return "finished", None
+    return "failed", f"{exc_type.__name__}: {exc}"
+
+
+# ----------------------------------------------------------------------------- trainledger.log
+# The one-line API has no `with` around the script, so it learns how the process ends from
+# hooks installed at the first call: sys.excepthook (an uncaught exception, chained to the
+# previous hook), a wrapper of sys.exit (its code), and atexit (the end). A bare
+# `raise SystemExit(n)` is invisible to all three; `with trainledger.run():` sees everything.
 _current: MetricsWriter | None = None
+_hooked = False
+_exit_code: list[Any] = []  # the code of the main thread's last sys.exit() call
+
+
+def _hook_process() -> None:
+    global _hooked
+    if _hooked:
+        return
+    _hooked = True
+    import atexit
+    import threading
+
+    previous_hook = sys.excepthook
+    real_exit = sys.exit
+
+    def excepthook(exc_type: type[BaseException], exc: BaseException, tb: Any) -> None:
+        if _current is not None:
+            _current.finish(*end_status(exc_type, exc))
+        previous_hook(exc_type, exc, tb)
+
+    def exit_(code: Any = None) -> None:
+        if threading.current_thread() is threading.main_thread():
+            _exit_code[:] = [code]
+        real_exit(code)
+
+    def at_exit() -> None:
+        if _current is not None:
+            code = _exit_code[0] if _exit_code else None
+            _current.finish(*end_status(SystemExit if _exit_code else None, SystemExit(code)))
+
+    sys.excepthook = excepthook
+    sys.exit = exit_
+    atexit.register(at_exit)
 
 
 def log(metrics: dict[str, Any], step: int | None = None, **kwargs: Any) -> None:
@@ -182,15 +232,27 @@ def log(metrics: dict[str, Any], step: int | None = None, **kwargs: Any) -> None
 
     The first call creates a run in the workspace found as the console finds one
     ($TRAINLEDGER_WORKSPACE, the current folder, or the default); `epoch=` is accepted.
-    The run is marked finished when the process exits normally.
+    The run ends finished when the process exits normally or with sys.exit(0), failed with
+    the exception's type and message when it raises or calls sys.exit with another code,
+    stopped on an uncaught KeyboardInterrupt (docs/formats.md, run.json `status`).
     """
     global _current
-    if _current is None:
-        import atexit
-
+    if _current is None or _current.closed:
         ws, _ = resolve_workspace(None)
         _current = MetricsWriter(ws, name=os.environ.get("TRAINLEDGER_RUN_NAME"))
-        atexit.register(_current.finish)
+        _hook_process()
     _current.log(metrics, step=step, epoch=kwargs.pop("epoch", None))
     if kwargs:
         raise TypeError(f"unexpected arguments: {sorted(kwargs)}")
+
+
+def run(workspace: Workspace | Path | str | None = None, **fields: Any) -> MetricsWriter:
+    """`with trainledger.run(model=..., config=...):` the run that `trainledger.log` writes into;
+    it ends with the block: finished, stopped (KeyboardInterrupt) or failed (any exception,
+    SystemExit with a code other than 0 included). Takes MetricsWriter's keyword arguments."""
+    global _current
+    ws = workspace if workspace is not None else resolve_workspace(None)[0]
+    fields.setdefault("name", os.environ.get("TRAINLEDGER_RUN_NAME"))
+    _current = MetricsWriter(ws, **fields)
+    _hook_process()
+    return _current
