@@ -373,9 +373,13 @@ class CapturePane(Widget):
                 if confirmed:
                     self._server_action("stop")
 
-            from trainledger.console.screens.capture_session import ConfirmStopServerScreen
+            from trainledger.console.screens.confirm import Confirmation, ConfirmScreen
 
-            self.app.push_screen(ConfirmStopServerScreen(plan), chosen)
+            ask = Confirmation(
+                title="Stop the capture server?", action="Stop the server",
+                cancel="Keep it running", change=(f"serving {state.url}", "stopped"), details=plan,
+            )  # fmt: skip
+            self.app.push_screen(ConfirmScreen(ask), chosen)
             return
         self._server_action("start")
 

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from trainledger.console.messages import RunsChanged, SystemSampled
 from trainledger.console.text import notify_plain
-from trainledger.console.screens.run_control import ConfirmStopScreen, NewRunRequest, NewRunScreen
+from trainledger.console.screens.confirm import Confirmation, ConfirmScreen
+from trainledger.console.screens.run_control import NewRunRequest, NewRunScreen
 from trainledger.console.widgets.runlist import RunList
 from trainledger.engines import runs as run_control
 from trainledger.engines.workspace import RunInfo, read_run_info
@@ -97,7 +98,11 @@ class RunControl(_Base):
             if confirmed:
                 self._stop(info)
 
-        self.app.push_screen(ConfirmStopScreen(plan), chosen)
+        ask = Confirmation(
+            title="Stop this run?", action="Stop the run", cancel="Keep it running",
+            change=(f"{info.id}: {info.status}", "stopped (a last checkpoint first)"), details=plan,
+        )  # fmt: skip
+        self.app.push_screen(ConfirmScreen(ask), chosen)
 
     def _stop(self, info: RunInfo) -> None:
         app = self.app

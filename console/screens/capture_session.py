@@ -14,10 +14,10 @@ from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical, VerticalScroll
+from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
-from trainledger.console.text import clean_lines, plain
+from trainledger.console.text import plain
 from trainledger.console.widgets.capture_render import human_bytes, micros
 from trainledger.engines.capture.sessions import SessionSummary
 
@@ -134,35 +134,3 @@ class CaptureSessionScreen(ModalScreen[None]):
 
     def action_close(self) -> None:
         self.dismiss(None)
-
-
-class ConfirmStopServerScreen(ModalScreen[bool]):
-    """`S` while the server runs: says what stopping does; y or Enter confirms, n or Esc cancels."""
-
-    DEFAULT_CSS = """
-    ConfirmStopServerScreen { align: center middle; }
-    ConfirmStopServerScreen > Vertical {
-        width: 72; max-width: 95%; height: auto;
-        border: round $warning; background: $surface; padding: 0 1;
-    }
-    """
-    BINDINGS: ClassVar[list[Binding]] = [
-        Binding("y,enter", "confirm", "Stop the server", id="capture_stop.confirm"),
-        Binding("n,escape", "cancel", "Keep it running", id="capture_stop.cancel"),
-    ]
-
-    def __init__(self, plan: str) -> None:
-        super().__init__()
-        self.plan = plan
-
-    def compose(self) -> ComposeResult:
-        with Vertical():
-            yield Static("Stop the capture server?", markup=False)
-            yield Static(clean_lines(self.plan), id="stop-server-plan", markup=False)
-            yield Static("y / Enter: stop it    n / Esc: keep it running", markup=False)
-
-    def action_confirm(self) -> None:
-        self.dismiss(True)
-
-    def action_cancel(self) -> None:
-        self.dismiss(False)

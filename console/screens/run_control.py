@@ -16,7 +16,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static
 
-from trainledger.console.text import clean_lines, plain_lines
+from trainledger.console.text import plain_lines
 from trainledger.engines.runs import BACKENDS
 from trainledger.engines.training.models import MODELS
 
@@ -121,35 +121,3 @@ class NewRunScreen(ModalScreen[NewRunRequest | None]):
 
     def action_cancel(self) -> None:
         self.dismiss(None)
-
-
-class ConfirmStopScreen(ModalScreen[bool]):
-    """`S`: says what stopping will do; y or Enter confirms, n or Esc cancels."""
-
-    DEFAULT_CSS = """
-    ConfirmStopScreen { align: center middle; }
-    ConfirmStopScreen > Vertical {
-        width: 72; max-width: 95%; height: auto;
-        border: round $warning; background: $surface; padding: 0 1;
-    }
-    """
-    BINDINGS = [
-        Binding("y,enter", "confirm", "Stop the run", id="stop_run.confirm"),
-        Binding("n,escape", "cancel", "Keep it running", id="stop_run.cancel"),
-    ]
-
-    def __init__(self, plan: str) -> None:
-        super().__init__()
-        self.plan = plan
-
-    def compose(self) -> ComposeResult:
-        with Vertical():
-            yield Static("Stop this run?", markup=False)
-            yield Static(clean_lines(self.plan), id="stop-plan", markup=False)
-            yield Static("y / Enter: stop it    n / Esc: keep it running", markup=False)
-
-    def action_confirm(self) -> None:
-        self.dismiss(True)
-
-    def action_cancel(self) -> None:
-        self.dismiss(False)

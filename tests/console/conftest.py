@@ -11,6 +11,18 @@ FROZEN = Path(__file__).parent.parent / "fixtures" / "frozen_ws"
 CLOCK = 1_795_430_000.0 + 3600.0  # tests/fixtures/make_frozen.py's fixed "now"
 
 
+@pytest.fixture(autouse=True)
+def _a_256_colour_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Console tests see one terminal, whatever the shell running them has.
+
+    The theme follows NO_COLOR and TERM (a 16-colour TERM=xterm starts in mono), so a
+    snapshot would otherwise depend on who ran it. Tests of those rules set them.
+    """
+    for name in ("NO_COLOR", "COLORTERM", "TEXTUAL_COLOR_SYSTEM"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("TERM", "xterm-256color")
+
+
 @pytest.fixture
 def frozen_ws(tmp_path: Path) -> Workspace:
     """A private copy of the frozen fixture workspace (the console may write caches)."""

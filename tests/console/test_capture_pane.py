@@ -21,9 +21,9 @@ from textual.widgets import DataTable, Static
 from trainledger.console.app import TrainledgerApp
 from trainledger.console.messages import CaptureChanged
 from trainledger.console.panes.capture import CapturePane
+from trainledger.console.screens.confirm import ConfirmScreen
 from trainledger.console.screens.capture_session import (
     CaptureSessionScreen,
-    ConfirmStopServerScreen,
 )
 from trainledger.console.widgets.capture_render import (
     bars,
@@ -308,7 +308,7 @@ async def test_start_and_stop_the_server_from_the_pane(cap_ws: Workspace) -> Non
             await pilot.press("escape")
             await until(pilot, lambda: not isinstance(app.screen, CaptureSessionScreen))
             await pilot.press("S")
-            await until(pilot, lambda: isinstance(app.screen, ConfirmStopServerScreen))
+            await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
             await pilot.press("y")
             await until(pilot, lambda: "stopped" in text_of(pane, "#cap-server"), 20)
             assert process.server_state(cap_ws) is None

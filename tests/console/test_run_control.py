@@ -11,7 +11,8 @@ from textual.widgets import Input, Static
 from tests.console.conftest import CLOCK, settle
 from trainledger.console.app import TrainledgerApp
 from trainledger.console.panes.curves import CurvesPane
-from trainledger.console.screens.run_control import ConfirmStopScreen, NewRunScreen, check_form
+from trainledger.console.screens.confirm import ConfirmScreen
+from trainledger.console.screens.run_control import NewRunScreen, check_form
 from trainledger.console.widgets.runlist import RunList
 from trainledger.engines import runs as run_control
 from trainledger.engines.workspace import Workspace, init_workspace, read_run_info
@@ -110,8 +111,8 @@ async def test_stop_a_running_trainer(tmp_path: Path) -> None:
             assert app.query_one(RunList).cursor_run == started.run_id
             await pilot.press("S")
             await pilot.pause()
-            assert isinstance(app.screen, ConfirmStopScreen)
-            plan = str(app.screen.query_one("#stop-plan", Static).content)
+            assert isinstance(app.screen, ConfirmScreen)
+            plan = str(app.screen.query_one("#confirm-details", Static).content)
             assert f"SIGTERM to pid {started.pid}" in plan
             await pilot.press("y")
             await _until(pilot, lambda: started.proc.poll() is not None, 20)
@@ -132,7 +133,7 @@ async def test_stop_refused_for_finished_run(frozen_ws: Workspace) -> None:
         await settle(pilot)
         await pilot.press("S")
         await pilot.pause()
-        assert not isinstance(app.screen, ConfirmStopScreen)
+        assert not isinstance(app.screen, ConfirmScreen)
         assert any("finished, not running" in m and s == "error" for m, s in notes), notes
 
 

@@ -34,7 +34,14 @@ def test_four_themes() -> None:
     "requested,environ,expected",
     [
         (None, {}, "trainledger-dark"),
-        ("", {"TERM": "xterm"}, "trainledger-dark"),
+        ("", {"TERM": "xterm-256color"}, "trainledger-dark"),
+        (None, {"TERM": "xterm"}, "trainledger-mono"),  # 16 colours: the dark greys go black
+        (None, {"TERM": "screen"}, "trainledger-mono"),
+        (None, {"TERM": "linux"}, "trainledger-mono"),
+        (None, {"TERM": "xterm", "COLORTERM": "truecolor"}, "trainledger-dark"),
+        (None, {"TERM": "xterm", "TEXTUAL_COLOR_SYSTEM": "truecolor"}, "trainledger-dark"),
+        (None, {"TERM": "xterm-256color", "TEXTUAL_COLOR_SYSTEM": "standard"}, "trainledger-mono"),
+        ("trainledger-dark", {"TERM": "xterm"}, "trainledger-dark"),  # explicit wins
         (None, {"NO_COLOR": "1"}, "trainledger-mono"),
         (None, {"NO_COLOR": ""}, "trainledger-mono"),  # any value counts, even empty
         ("trainledger-light", {"NO_COLOR": "1"}, "trainledger-light"),  # explicit wins
