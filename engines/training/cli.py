@@ -178,7 +178,7 @@ def _launch(args: argparse.Namespace, argv: list[str]) -> int:
     if args.workspace is None:  # every rank must find the same workspace
         argv = [*argv, "--workspace", str(ws.root)]
     print(f"run {run_id}\nfolder {ws.run_dir(run_id)}\nnproc {args.nproc}", flush=True)
-    return launch(argv, args.nproc, run_id)
+    return launch(argv, args.nproc, run_id, ws.run_dir(run_id))
 
 
 def _run(args: argparse.Namespace, parent: int) -> int:

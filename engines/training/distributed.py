@@ -24,6 +24,7 @@ import signal
 import subprocess
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 WORKER_ENV = "TRAINLEDGER_DIST_WORKER"  # set by `launch` for the workers it starts
@@ -59,9 +60,12 @@ def launch_command(argv: list[str], nproc: int, run_id: str) -> list[str]:
     ]  # fmt: skip
 
 
-def launch(argv: list[str], nproc: int, run_id: str) -> int:
+def launch(argv: list[str], nproc: int, run_id: str, run_dir: Path | None = None) -> int:
     """Run the workers under torchrun and wait; SIGTERM/SIGINT here go to torchrun, which
-    stops its workers (each stops after its step; rank 0 marks the run stopped)."""
+    stops its workers (each stops after its step; rank 0 marks the run stopped).
+
+    Exits as a one-process run would: 3 (EXIT_STOPPED) after a stop, whether the signal
+    came here or went to a rank directly (then run.json, written by rank 0, says so)."""
     env = {**os.environ, WORKER_ENV: "1", "MASTER_ADDR": "127.0.0.1"}
     env.setdefault("OMP_NUM_THREADS", "1")
     proc = subprocess.Popen(launch_command(argv, nproc, run_id), env=env)
@@ -83,10 +87,20 @@ def launch(argv: list[str], nproc: int, run_id: str) -> int:
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
+    from trainledger.engines.training.cli_checks import EXIT_STOPPED
+
     if forwarded:  # torchrun exits non-zero after a forwarded signal even when all stopped cleanly
         print(f"stopped ({signal.Signals(forwarded[0]).name})", flush=True)
-        return 0
+        return EXIT_STOPPED
+    if run_dir is not None and _status(run_dir) == "stopped":
+        return EXIT_STOPPED
     return rc
+
+
+def _status(run_dir: Path) -> str | None:
+    from trainledger.engines.workspace import read_run_info
+
+    return read_run_info(run_dir, check_pid=False).status
 
 
 @dataclass
