@@ -23,7 +23,8 @@ class FileTooLarge(OSError):
     """The file is larger than the caller agreed to read."""
 
 
-def _kind(mode: int) -> str:
+def describe_kind(mode: int) -> str:
+    """What a non-regular file is, in words: `a FIFO`, `a character device`, ..."""
     if stat.S_ISFIFO(mode):
         return "a FIFO"
     if stat.S_ISCHR(mode):
@@ -51,7 +52,7 @@ def open_regular(path: str | os.PathLike[str]) -> int:
         raise
     if not stat.S_ISREG(st.st_mode):
         os.close(fd)
-        raise NotRegularFile(f"{Path(path).name} is {_kind(st.st_mode)}, not a regular file")
+        raise NotRegularFile(f"{Path(path).name} is {describe_kind(st.st_mode)}, not a regular file")
     return fd
 
 

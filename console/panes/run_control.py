@@ -15,6 +15,7 @@ from trainledger.console.screens.confirm import Confirmation, ConfirmScreen
 from trainledger.console.screens.run_control import NewRunRequest, NewRunScreen
 from trainledger.console.widgets.runlist import RunList
 from trainledger.engines import runs as run_control
+from trainledger.engines.training.cli_checks import EXIT_OK, EXIT_STOPPED
 from trainledger.engines.workspace import RunInfo, read_run_info
 
 if TYPE_CHECKING:
@@ -73,7 +74,7 @@ class RunControl(_Base):
             app.call_from_thread(notify_plain, app, f"run {started.run_id}\nlog {started.log_path}",
                                  title=f"Started {request.model}", timeout=6)  # fmt: skip
             code = run_control.early_exit(started.proc, 2.0)
-            if code not in (None, 0):
+            if code not in (None, EXIT_OK, EXIT_STOPPED):  # a quick stop is no failure
                 tail = "\n".join(run_control.tail_lines(started.log_path, 4)) or "(empty log)"
                 app.call_from_thread(notify_plain, app, f"{started.run_id} exited with status {code}:\n{tail}",
                                      title="Run failed to start", severity="error", timeout=15)  # fmt: skip

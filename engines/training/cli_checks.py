@@ -150,7 +150,7 @@ def check_flags(args: argparse.Namespace) -> None:
 
 def check_data_path(path: Path) -> None:
     """--data must be a regular file or a folder; stat() never blocks on a FIFO."""
-    from trainledger.engines.safeio import _kind
+    from trainledger.engines.safeio import describe_kind
 
     try:
         mode = os.stat(path).st_mode
@@ -159,7 +159,7 @@ def check_data_path(path: Path) -> None:
     except OSError as exc:
         raise CliError(f"--data {path}: cannot be read ({exc.strerror})") from None
     if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
-        raise CliError(f"--data {path}: expected a dataset file or folder; found {_kind(mode)}")
+        raise CliError(f"--data {path}: expected a dataset file or folder; found {describe_kind(mode)}")
 
 
 def check_settings(model: str, settings: dict[str, Any]) -> None:

@@ -60,12 +60,12 @@ def sniff(head: bytes) -> str:
 def open_dataset(path: Path, expected: str, kinds: tuple[str, ...]) -> Any:
     """`path` opened for reading if its first bytes are one of `kinds` (see sniff); otherwise
     DatasetError "expected <expected>; found <what it is>". Never blocks on a FIFO or a device."""
-    from trainledger.engines.safeio import NotRegularFile, _kind, open_regular_file
+    from trainledger.engines.safeio import NotRegularFile, describe_kind, open_regular_file
 
     try:
         fh = open_regular_file(path)
     except NotRegularFile:
-        raise DatasetError(f"{path}: expected {expected}; found {_kind(os.stat(path).st_mode)}") from None
+        raise DatasetError(f"{path}: expected {expected}; found {describe_kind(os.stat(path).st_mode)}") from None
     except OSError as exc:
         raise DatasetError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     found = sniff(fh.read(4096))

@@ -64,13 +64,13 @@ def frame_row(frame: dict[str, Any]) -> list[float]:
 
 def _read_session(file: Path) -> bytes:
     """A session file's bytes; a FIFO, a device or a folder is refused at once, never read."""
-    from trainledger.engines.safeio import NotRegularFile, _kind, open_regular_file
+    from trainledger.engines.safeio import NotRegularFile, describe_kind, open_regular_file
 
     try:
         with open_regular_file(file) as fh:
             return fh.read()
     except NotRegularFile:
-        raise DatasetError(f"{file}: expected a JSONL capture session file; found {_kind(os.stat(file).st_mode)}") from None
+        raise DatasetError(f"{file}: expected a JSONL capture session file; found {describe_kind(os.stat(file).st_mode)}") from None
     except OSError as exc:
         raise DatasetError(f"{file}: cannot be read ({exc.strerror or exc})") from None
 
