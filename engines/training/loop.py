@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
@@ -43,12 +44,12 @@ from trainledger.engines.training.loop_parts import (  # noqa: F401  (re-exporte
     StopFlag,
     install_signal_handlers,
     RunResult,
-    _Window,
     _Pacer,
     reopen_writer,
     _to_device,
     _Start,
 )
+from trainledger.engines.training.bookkeeping import Bookkeeper, Window
 
 
 Progress = Callable[[str, dict[str, Any]], None]
@@ -236,7 +237,7 @@ class Trainer:
             return True
         return False
 
-    def _window_row(self, window: _Window) -> dict[str, float]:
+    def _window_row(self, window: Window) -> dict[str, float]:
         """The train row of `window`; under DDP the loss means are averaged over the ranks and
         samples_per_s is the sum over the ranks (steps_per_s stays per rank)."""
         row = window.row("train/")
@@ -294,21 +295,18 @@ class Trainer:
         # under DDP, `model` is the wrapper (for the training steps); `raw` is what is
         # evaluated and saved, on rank 0 only
         raw: nn.Module = model.module if dist is not None else model  # type: ignore[assignment]
-        primary = task.primary_metric
-        sign = -1.0 if task.directions.get(primary, "min") == "min" else 1.0
         pacer = _Pacer(cfg.pace, stop)
-        window = _Window()
         step, epochs_done = start.step, start.epochs_done
-        last_saved = time.monotonic()
-        best: dict[str, Any] | None = start.best
-        since_best = epochs_done - int(best["epoch"]) if best else 0
+        book = Bookkeeper(task.model_name, task.primary_metric, task.directions, patience=cfg.patience,
+                          last_every=cfg.last_every, best=start.best, epochs_done=epochs_done)  # fmt: skip
+        window = book.window
         phase = task.schedule(float(epochs_done)).phase if self.resume else None
         balance_row: dict[str, float] = {}
         last_warned: dict[tuple[str, str], int] = {}
         sched = task.schedule(float(epochs_done))
 
         def result(status: str, early: bool = False) -> RunResult:
-            return RunResult(writer.run_id, writer.dir, status, step, epochs_done, early, best)
+            return RunResult(writer.run_id, writer.dir, status, step, epochs_done, early, book.best)
 
         if cfg.eval_at_start and not self.resume and self.is_main:
             model.eval()
@@ -342,7 +340,7 @@ class Trainer:
                 parts["loss"].backward()
                 optimizer.step()
                 step += 1
-                window.add(parts, len(batch))
+                window.add({k: float(v.detach()) for k, v in parts.items()}, len(batch))
                 if step % cfg.log_every == 0:
                     row = {**self._window_row(window), **sched.values, "lr": lr, **balance_row}
                     balance_row = {}
@@ -367,36 +365,19 @@ class Trainer:
             metrics = task.evaluate(raw, sched)
             writer.log(metrics, step=step, epoch=epochs_done)
             self.progress("val", {"step": step, "epoch": epochs_done, "metrics": metrics, "epochs": cfg.epochs})
-            value = metrics[primary]
-            if best is None or sign * value > sign * best["value"]:
-                previous = None if best is None else best["value"]
-                best = {"metric": primary, "value": value, "epoch": epochs_done, "step": step}
-                info = {"model": task.model_name, "epoch": epochs_done, "step": step, "metrics": metrics}
-                save_checkpoint(writer.dir, "best", raw, info)
-                writer.event("best", f"{primary} {value:.4g}", step=step, epoch=epochs_done, metric=primary,
-                             value=value, previous=previous, checkpoint=f"{CHECKPOINT_DIR}/best.safetensors")  # fmt: skip
-                since_best = 0
-            else:
-                since_best += 1
+            book.validated(metrics, step=step, epoch=epochs_done, writer=writer,
+                           save_best=lambda info: save_checkpoint(writer.dir, "best", raw, info))  # fmt: skip
             info = {"model": task.model_name, "epoch": epochs_done, "step": step, "status": "running"}
-            # What --resume continues from: at most every `last_every` seconds (a checkpoint
-            # with fsync each short epoch costs several % of steps/s), and always at the end.
-            if time.monotonic() - last_saved >= cfg.last_every:
-                self._save_last(writer.dir, raw, optimizer, shuffle, info)
-                last_saved = time.monotonic()
-            early_stop = bool(cfg.patience and since_best >= cfg.patience)
+            # what --resume continues from: throttled by the bookkeeper, and always at the end
+            book.save_last_if_due(partial(self._save_last, writer.dir, raw, optimizer, shuffle, info))
+            early_stop = book.early_stop_due()
             stopping = stop.is_set()
             if dist is not None:  # decide on the reduced flags only: a signal may land after it
                 stopping = dist.all_max([float(early_stop), float(stopping)])[1] > 0
                 if stopping:
                     stop.set("stop request on another rank")
             if early_stop:
-                assert best is not None
-                writer.event(
-                    "early_stop",
-                    f"no better {primary} for {since_best} epochs (best {best['value']:.4g} at epoch {best['epoch']})",
-                    step=step, epoch=epochs_done, metric=primary, patience=cfg.patience, best_epoch=best["epoch"],
-                )  # fmt: skip
+                book.write_early_stop(writer, step=step, epoch=epochs_done)
                 return result("finished", early=True)
             if stopping if dist is not None else stop.is_set():
                 return result("stopped")

@@ -1,5 +1,6 @@
 """The pieces the training loops share: the loop's settings, the Task protocol, the stop flag
-and signal handlers, pacing, the train-row window, and reopening a run folder for --resume.
+and signal handlers, pacing, and reopening a run folder for --resume. The train-row window,
+the best of a run, early stop and checkpoint pacing are in bookkeeping.py.
 
 Split from loop.py so the Trainer reads as one class; loop.py re-exports these names.
 """
@@ -112,30 +113,6 @@ class RunResult:
     epochs_done: int
     early_stopped: bool
     best: dict[str, Any] | None
-
-
-class _Window:
-    """Means of the loss parts over the steps since the last train row, and the throughput."""
-
-    def __init__(self) -> None:
-        self.reset()
-
-    def reset(self) -> None:
-        self.sums: dict[str, float] = {}
-        self.steps = 0
-        self.samples = 0
-        self.started = time.perf_counter()
-
-    def add(self, parts: dict[str, Tensor], samples: int) -> None:
-        for key, value in parts.items():
-            self.sums[key] = self.sums.get(key, 0.0) + float(value.detach())
-        self.steps += 1
-        self.samples += samples
-
-    def row(self, prefix: str) -> dict[str, float]:
-        elapsed = max(time.perf_counter() - self.started, 1e-9)
-        means = {f"{prefix}{k}": v / self.steps for k, v in self.sums.items()}
-        return {**means, "samples_per_s": self.samples / elapsed, "steps_per_s": self.steps / elapsed}
 
 
 class _Pacer:

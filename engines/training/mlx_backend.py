@@ -5,7 +5,8 @@ backend "mlx", device, versions incl. mlx, data), train rows every log_every ste
 (train/<part> means, samples_per_s, steps_per_s, the schedule's values, lr), validation
 rows per epoch (and at step 0), best / early_stop / stopped events, and
 checkpoints/best + last .safetensors with sha256 sidecars (numpy tensors named by the
-flattened MLX parameter path, e.g. rnn.Wx).
+flattened MLX parameter path, e.g. rnn.Wx). The best, early stop and the pacing of mid-run
+`last` checkpoints (one per `last_every` seconds) are bookkeeping.Bookkeeper's, as on torch.
 
 Not on MLX yet: --resume, --nproc, the loss-term balance rows (balance_every), and
 optimizer state in checkpoints. The tasks come from mlx_models.MLX_MODELS. This module
@@ -16,9 +17,9 @@ from __future__ import annotations
 
 import platform
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,8 @@ import safetensors.numpy
 from mlx import nn
 from mlx.utils import tree_flatten
 from trainledger.engines.metrics.writer import MetricsWriter
-from trainledger.engines.training.checkpoints import CHECKPOINT_DIR, write_checkpoint_bytes
+from trainledger.engines.training.bookkeeping import Bookkeeper
+from trainledger.engines.training.checkpoints import write_checkpoint_bytes
 from trainledger.engines.training.loop import (
     LoopConfig,
     RunResult,
@@ -55,30 +57,6 @@ def save_mlx_checkpoint(run_dir: Path, tag: str, model: nn.Module, info: dict[st
     state = {k: np.ascontiguousarray(np.array(v)) for k, v in tree_flatten(model.parameters())}
     data = safetensors.numpy.save(state, metadata={"tag": tag, "backend": "mlx"})
     return write_checkpoint_bytes(run_dir, tag, data, {"backend": "mlx", **info})
-
-
-class _Window:
-    """Means of the loss parts since the last train row, and the throughput."""
-
-    def __init__(self) -> None:
-        self.reset()
-
-    def reset(self) -> None:
-        self.sums: dict[str, float] = {}
-        self.steps = 0
-        self.samples = 0
-        self.started = time.perf_counter()
-
-    def add(self, parts: dict[str, float], samples: int) -> None:
-        for key, value in parts.items():
-            self.sums[key] = self.sums.get(key, 0.0) + value
-        self.steps += 1
-        self.samples += samples
-
-    def row(self, prefix: str) -> dict[str, float]:
-        elapsed = max(time.perf_counter() - self.started, 1e-9)
-        means = {f"{prefix}{k}": v / self.steps for k, v in self.sums.items()}
-        return {**means, "samples_per_s": self.samples / elapsed, "steps_per_s": self.steps / elapsed}
 
 
 class MLXTrainer:
@@ -181,13 +159,11 @@ class MLXTrainer:
         writer: MetricsWriter, stop: StopFlag,
     ) -> RunResult:  # fmt: skip
         task, cfg = self.task, self.cfg
-        primary = task.primary_metric
-        sign = -1.0 if task.directions.get(primary, "min") == "min" else 1.0
         pacer = _Pacer(cfg.pace, stop)
-        window = _Window()
+        book = Bookkeeper(task.model_name, task.primary_metric, task.directions, patience=cfg.patience,
+                          last_every=cfg.last_every)  # fmt: skip
+        window = book.window
         step, epochs_done = 0, 0
-        best: dict[str, Any] | None = None
-        since_best = 0
 
         def loss_fn(batch: mx.array) -> tuple[mx.array, dict[str, mx.array]]:
             parts = task.loss(model, batch)
@@ -208,7 +184,7 @@ class MLXTrainer:
         step_fn = mx.compile(train_step, inputs=state, outputs=state) if self.compile else train_step
 
         def result(status: str, early: bool = False) -> RunResult:
-            return RunResult(writer.run_id, writer.dir, status, step, epochs_done, early, best)
+            return RunResult(writer.run_id, writer.dir, status, step, epochs_done, early, book.best)
 
         if cfg.eval_at_start:
             model.eval()
@@ -255,25 +231,12 @@ class MLXTrainer:
             metrics = task.evaluate(model)
             writer.log(metrics, step=step, epoch=epochs_done)
             self.progress("val", {"step": step, "epoch": epochs_done, "metrics": metrics, "epochs": cfg.epochs})
-            value = metrics[primary]
-            if best is None or sign * value > sign * best["value"]:
-                previous = None if best is None else best["value"]
-                best = {"metric": primary, "value": value, "epoch": epochs_done, "step": step}
-                info = {"model": task.model_name, "epoch": epochs_done, "step": step, "metrics": metrics}
-                save_mlx_checkpoint(writer.dir, "best", model, info)
-                writer.event("best", f"{primary} {value:.4g}", step=step, epoch=epochs_done, metric=primary,
-                             value=value, previous=previous, checkpoint=f"{CHECKPOINT_DIR}/best.safetensors")  # fmt: skip
-                since_best = 0
-            else:
-                since_best += 1
+            book.validated(metrics, step=step, epoch=epochs_done, writer=writer,
+                           save_best=lambda info: save_mlx_checkpoint(writer.dir, "best", model, info))  # fmt: skip
             info = {"model": task.model_name, "epoch": epochs_done, "step": step, "status": "running"}
-            save_mlx_checkpoint(writer.dir, "last", model, info)
-            if cfg.patience and since_best >= cfg.patience:
-                writer.event(
-                    "early_stop",
-                    f"no better {primary} for {since_best} epochs (best {best['value']:.4g} at epoch {best['epoch']})",
-                    step=step, epoch=epochs_done, metric=primary, patience=cfg.patience, best_epoch=best["epoch"],
-                )  # fmt: skip
+            book.save_last_if_due(partial(save_mlx_checkpoint, writer.dir, "last", model, info))
+            if book.early_stop_due():
+                book.write_early_stop(writer, step=step, epoch=epochs_done)
                 return result("finished", early=True)
             if stop.is_set():
                 return result("stopped")
