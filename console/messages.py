@@ -86,15 +86,15 @@ class CaptureScanned(Message):
 
 
 class CaptureServerPolled(Message):
-    """A worker read the capture server's state file and, if it runs, its /stats.
+    """The capture server's poller read its state file and, if it runs, its /stats.
 
-    `available` is False while the server engine cannot be imported.
+    Carries an `engines.capture.live.ServerPoll`: `state`, typed `stats` and `available`
+    (False while the server engine cannot be imported).
     """
 
-    def __init__(
-        self, state: Any, stats: dict[str, Any] | None, available: bool
-    ) -> None:
+    def __init__(self, poll: Any) -> None:
         super().__init__()
-        self.state = state  # engines.capture.process.ServerState or None
-        self.stats = stats
-        self.available = available
+        self.poll = poll
+        self.state = poll.state  # engines.capture.process.ServerState or None
+        self.stats = poll.stats  # engines.capture.live.ServerStats or None
+        self.available = poll.available

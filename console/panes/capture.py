@@ -3,7 +3,8 @@
 Two thread workers feed it and nothing on the UI thread touches a file or a socket:
 - a session scan (engines.capture.sessions) after each CaptureChanged from the watcher,
   coalesced to at most SCANS_PER_S and never two at once;
-- a 1 Hz server poll (state file + /stats), re-armed only after the previous one answered.
+- the server's poller (engines.capture.live.Poller: state file + typed /stats once a second,
+  the next poll only after the previous one answered), for as long as the pane lives.
 The pane renders by difference: a table cell is rewritten only when its text changed, the
 detail blocks only when the chosen session, the stats or the width changed.
 """
@@ -19,6 +20,7 @@ from typing import Any, ClassVar
 
 from rich.text import Text
 from textual import on
+from textual.worker import get_current_worker
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Container
@@ -30,13 +32,19 @@ from trainledger.console.messages import (
     CaptureServerPolled,
 )
 from trainledger.console.text import clean_lines
-from trainledger.console.widgets.capture_detail import (
-    CaptureDetail,
-    server_fps,
-    server_only_session,
-)
+from trainledger.console.widgets.capture_detail import CaptureDetail
 from trainledger.console.widgets.capture_server_line import server_line, start_error
 from trainledger.console.widgets.capture_table import CaptureTable
+from trainledger.engines.capture.live import (
+    Poller,
+    ServerPoll,
+    ServerStats,
+    is_live,
+    merge_sessions,
+    poll_server,
+    seen,
+    server_fps,
+)
 from trainledger.engines.capture.sessions import (
     CaptureSnapshot,
     SessionScanner,
@@ -45,7 +53,7 @@ from trainledger.engines.capture.sessions import (
 from trainledger.engines.workspace import Workspace
 
 SCANS_PER_S = 4
-LIVE_S = 5.0  # a session is live if written (or seen by the server) this recently
+POLL_S = 1.0
 SCAN_BYTES = (
     8 << 20
 )  # per scan (~50 ms of decoding); more waits for the next scan, so the GIL stays shared
@@ -102,7 +110,7 @@ class CapturePane(Widget):
         self.scanner = SessionScanner(workspace.captures_dir)
         self.snapshot: CaptureSnapshot | None = None
         self.server_state: Any = None
-        self.stats: dict[str, Any] | None = None
+        self.stats: ServerStats | None = None
         self.server_available = True
         self.server_polled = False
         self.server_busy = False  # a start or stop is under way
@@ -203,27 +211,28 @@ class CapturePane(Widget):
 
     # ------------------------------------------------------------------ server polling
     def _poll_server(self) -> None:
-        ws = self.workspace
+        """Start the poller (once): it runs until the pane goes and its worker is cancelled."""
+        ws, token = self.workspace, os.environ.get(TOKEN_ENV)
+
+        def deliver(poll: ServerPoll) -> None:
+            self.post_message(CaptureServerPolled(poll))
 
         def work() -> None:
-            state = stats = None
-            available = True
-            try:
-                from trainledger.engines.capture import process
-            except ImportError:
-                available = False
-            try:
-                if available:
-                    state = process.server_state(ws)
-                    if state is not None and state.alive:
-                        stats = process.fetch_stats(
-                            state, token=os.environ.get(TOKEN_ENV)
-                        )
-            finally:
-                self.post_message(CaptureServerPolled(state, stats, available))
+            stop = get_current_worker().cancelled_event
+            Poller(lambda: poll_server(ws, token), deliver, POLL_S).run(stop)
 
-        self.run_worker(work, thread=True, group="capture-server", exclusive=True, exit_on_error=False,
-                        description="read the capture server's state and /stats")  # fmt: skip
+        self.run_worker(work, thread=True, group="capture-server", exclusive=True,
+                        exit_on_error=False, description="poll the capture server")
+
+    def _poll_now(self) -> None:
+        """One poll at once (after a start or stop), beside the poller's own."""
+        ws, token = self.workspace, os.environ.get(TOKEN_ENV)
+
+        def work() -> None:
+            self.post_message(CaptureServerPolled(poll_server(ws, token)))
+
+        self.run_worker(work, thread=True, group="capture-server-now", exit_on_error=False,
+                        description="poll the capture server once")
 
     @on(CaptureServerPolled)
     def _server_polled(self, message: CaptureServerPolled) -> None:
@@ -234,34 +243,16 @@ class CapturePane(Widget):
         self._render_server()
         self._sync_table()  # "live" depends on the stats and on the clock
         self._render_detail()
-        if self.poll_server and self.is_mounted:
-            self.set_timer(1.0, self._poll_server)
 
     # ------------------------------------------------------------------ rendering
     def _live(self, s: SessionSummary) -> bool:
-        now = self.clock()
-        sessions = (self.stats or {}).get("sessions") or {}
-        seen = sessions.get(s.id)
-        last_at = seen.get("last_at") if isinstance(seen, dict) else None
-        if isinstance(last_at, (int, float)) and now - float(last_at) <= LIVE_S:
-            return True
-        return now - s.mtime <= LIVE_S
+        return is_live(s, self.stats, self.clock())
 
     def merged(self) -> dict[str, SessionSummary]:
         """The session files, then sessions the running server saw but wrote no frame for."""
-        out = (
-            {s.id: s for s in self.snapshot.sessions}
-            if self.snapshot is not None
-            else {}
-        )
-        seen = (self.stats or {}).get("sessions") or {}
-        if self.snapshot is not None and isinstance(seen, dict):
-            for sid, info in sorted(seen.items()):
-                if sid not in out and isinstance(info, dict):
-                    out[sid] = server_only_session(
-                        self.workspace.captures_dir, sid, info
-                    )
-        return out
+        if self.snapshot is None:
+            return {}
+        return merge_sessions(self.snapshot.sessions, self.stats, self.workspace.captures_dir)
 
     def _sync_table(self) -> None:
         if self.snapshot is None or not self.is_mounted:
@@ -308,23 +299,13 @@ class CapturePane(Widget):
             return
         s = self.selected()
         live = s is not None and self._live(s)
-        reasons = (self.stats or {}).get("rejects_by_reason") or {}
+        reasons = self.stats.rejects_by_reason if self.stats is not None else {}
         empty = (f"No capture sessions in {self.shown_path(self.workspace.captures_dir)} yet. Start the server (S) "
                  "and stream frames, or drop schema-v2 JSONL files there.")  # fmt: skip
         fps_src = server_fps(self.stats, self.clock()) if live else None
-        seen = (
-            ((self.stats or {}).get("sessions") or {}).get(s.id)
-            if s is not None
-            else None
-        )
-        counts = (
-            (int(seen.get("accepted", 0)), int(seen.get("rejected", 0)))
-            if isinstance(seen, dict)
-            else None
-        )
-        self.query_one(CaptureDetail).show(
-            s, fps_src, {str(k): int(v) for k, v in reasons.items()}, empty, counts
-        )
+        info = seen(self.stats, s.id) if s is not None else None
+        counts = (info.accepted, info.rejected) if info is not None else None
+        self.query_one(CaptureDetail).show(s, fps_src, dict(reasons), empty, counts)
 
     def restyle(self) -> None:
         """The theme changed: colours are baked into the detail texts."""
@@ -347,8 +328,7 @@ class CapturePane(Widget):
         if s is None:
             self.notify("no capture session yet", title="Capture", severity="warning")
             return
-        seen = ((self.stats or {}).get("sessions") or {}).get(s.id)
-        server = seen if isinstance(seen, dict) else None
+        server = seen(self.stats, s.id)
         from trainledger.console.screens.capture_session import CaptureSessionScreen
 
         self.app.push_screen(CaptureSessionScreen(s, self.shown_path(s.path), server))
@@ -425,4 +405,4 @@ class CapturePane(Widget):
             self.notify(clean_lines(note), title="Capture server", timeout=4, markup=False)
         self._render_server()
         if self.poll_server:
-            self._poll_server()
+            self._poll_now()

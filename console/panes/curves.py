@@ -105,6 +105,9 @@ class CurvesPane(RunControl, CurvesLoader, Widget):
                 yield Static("", id="curves-footer", markup=False)
 
     def on_mount(self) -> None:
+        # The pane spans the terminal: choose the columns now, so the first rows (3,000 of
+        # them, maybe) are added once, not again at the first resize.
+        self._fit_columns(self.app.size.width)
         if self.prefetch is not None:
             self._adopt_prefetch(self.prefetch)
         else:
@@ -149,6 +152,12 @@ class CurvesPane(RunControl, CurvesLoader, Widget):
         model = build_chart(metric, plotted, self.snapshots, self.infos, self.state,
                             styles, mstyles, self.color_index, view=self.view)
         chart.set_data(model.series, model.markers, log_y=self.state.log_y, x_label=self.state.x_axis)
+        for run_id in plotted:  # what the chart now holds, for tests and benchmarks
+            n = self.snapshots[run_id].n if run_id in self.snapshots else None
+            if n is not None and self.drawn_rows.get(run_id) != n:
+                self.drawn_rows[run_id] = n
+                if self.on_drawn is not None:
+                    self.on_drawn(run_id, n)
         header.update(plain(self._header(names)))
         legend = self.query_one("#legend", Static)
         legend.update(Text("\n").join(model.legend) if model.legend else "")
@@ -197,16 +206,22 @@ class CurvesPane(RunControl, CurvesLoader, Widget):
         self.redraw()
 
     def on_resize(self) -> None:
-        # Narrow terminals drop the progress column rather than scroll sideways.
-        wide = self.size.width >= 110
-        extra = self.size.width >= 150  # steps/s, ETA, CPU%, RSS, GPU% columns too
+        if self._fit_columns(self.size.width):
+            self._sync_list()
+        self.want_files()  # the rows on screen are known now
+        self.call_after_refresh(lambda: self._update_footer(self.plotted()))  # the runs plotted then
+
+    def _fit_columns(self, width: int) -> bool:
+        """Narrow terminals drop the progress column rather than scroll sideways."""
+        wide = width >= 110
+        extra = width >= 150  # steps/s, ETA, CPU%, RSS, GPU% columns too
         self.set_class(wide, "-wide")
         self.set_class(extra, "-extra")
         runlist = self.query_one(RunList)
-        if wide != runlist.wide or extra != runlist.extra:
-            runlist.set_wide(wide, extra)
-            self._sync_list()
-        self.call_after_refresh(lambda: self._update_footer(self.plotted()))  # the runs plotted then
+        if wide == runlist.wide and extra == runlist.extra:
+            return False
+        runlist.set_wide(wide, extra)
+        return True
 
     def _header(self, names: list[str]) -> str:
         s = self.state

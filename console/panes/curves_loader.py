@@ -234,9 +234,6 @@ class CurvesLoader(_Base):
                 self.refresh_run(run_id)
             if run_id in self.plotted():
                 self.redraw()
-                self.drawn_rows[run_id] = message.snapshot.n
-                if self.on_drawn is not None:
-                    self.on_drawn(run_id, message.snapshot.n)
         self._pump()
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:

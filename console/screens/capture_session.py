@@ -19,11 +19,12 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 from trainledger.console.text import plain
 from trainledger.console.widgets.capture_render import human_bytes, micros
+from trainledger.engines.capture.live import SessionSeen
 from trainledger.engines.capture.sessions import SessionSummary
 
 
 def session_facts(
-    s: SessionSummary, shown_path: str | None = None, server: dict | None = None
+    s: SessionSummary, shown_path: str | None = None, server: SessionSeen | None = None
 ) -> Table:
     """The drill-down's table of facts about one session file (and what the running server
     counted for it: frames it rejected are answered to the client, never stored)."""
@@ -40,8 +41,8 @@ def session_facts(
     t.add_row("frames", f"{s.frames:,} accepted")
     t.add_row("rejected", f"{s.rejected:,}")
     if server:
-        t.add_row("server", f"{int(server.get('accepted', 0)):,} accepted · "
-                            f"{int(server.get('rejected', 0)):,} rejected since it started "
+        t.add_row("server", f"{server.accepted:,} accepted · "
+                            f"{server.rejected:,} rejected since it started "
                             "(rejected frames are not stored; reasons: the pane's server counts)")  # fmt: skip
     if s.pending_bytes:
         t.add_row(
@@ -97,7 +98,7 @@ class CaptureSessionScreen(ModalScreen[None]):
     ]
 
     def __init__(
-        self, summary: SessionSummary, shown_path: str | None = None, server: dict | None = None
+        self, summary: SessionSummary, shown_path: str | None = None, server: SessionSeen | None = None
     ) -> None:
         super().__init__()
         self.summary = summary

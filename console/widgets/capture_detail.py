@@ -8,7 +8,6 @@ session costs a tuple comparison.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from rich.text import Text
@@ -26,36 +25,6 @@ from trainledger.console.widgets.capture_render import (
     reasons_text,
 )
 from trainledger.engines.capture.sessions import FPS_WINDOW, SessionSummary
-
-
-def server_fps(stats: dict[str, Any] | None, now: float) -> tuple[int, ...] | None:
-    """The server's `recent_fps` ([[unix_second, frames], ...]) as per-second counts up to now."""
-    recent = (stats or {}).get("recent_fps")
-    if not isinstance(recent, list) or not recent:
-        return None
-    counts: dict[int, int] = {}
-    for pair in recent:
-        if isinstance(pair, (list, tuple)) and len(pair) == 2:
-            counts[int(pair[0])] = counts.get(int(pair[0]), 0) + int(pair[1])
-    if not counts:
-        return None
-    top = max(counts)
-    if 0 <= int(now) - top < FPS_WINDOW:
-        top = int(now)  # quiet seconds since the last frame show as gaps
-    return tuple(counts.get(t, 0) for t in range(top - FPS_WINDOW + 1, top + 1))
-
-
-def server_only_session(
-    captures_dir: Path, sid: str, info: dict[str, Any]
-) -> SessionSummary:
-    """A session in the server's /stats with no file yet: every frame it sent was rejected."""
-    rejected = int(info.get("rejected", 0))
-    return SessionSummary(
-        id=sid, path=captures_dir / f"{sid}.jsonl", valid_id=True, invalid_reason=None, size=0,
-        mtime=0.0, frames=0, rejected=rejected, reasons={}, first_rejects=(), first_ts=None,
-        last_ts=None, fps=(), latency=None, latency_range=None, newest=None, pending_bytes=0,
-        version=rejected + int(info.get("accepted", 0)),
-    )  # fmt: skip
 
 
 class CaptureDetail(VerticalScroll):

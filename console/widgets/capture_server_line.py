@@ -11,6 +11,7 @@ from textual.app import App
 from trainledger.console.styles import theme_style
 from trainledger.console.text import clean, clean_lines
 from trainledger.console.widgets.capture_render import duration
+from trainledger.engines.capture.live import ServerStats
 
 
 def start_command(root: Path | str) -> str:
@@ -20,7 +21,7 @@ def start_command(root: Path | str) -> str:
 def server_line(
     app: App[Any],
     state: Any,
-    stats: dict[str, Any] | None,
+    stats: ServerStats | None,
     available: bool,
     polled: bool,
     root: Path | str,
@@ -65,9 +66,8 @@ def server_line(
     if stats is None:
         facts.append("/stats not answering")
     else:
-        bad = sum(int(v) for v in (stats.get("bad_requests") or {}).values())
-        facts += [f"{int(stats.get('frames_accepted', 0)):,} accepted",
-                  f"{int(stats.get('frames_rejected', 0)):,} rejected",
+        bad = sum(stats.bad_requests.values())
+        facts += [f"{stats.frames_accepted:,} accepted", f"{stats.frames_rejected:,} rejected",
                   f"{bad:,} bad requests"]  # fmt: skip
     t.append(" · " + " · ".join(facts), style=muted)
     t.append(" · S stops it", style=muted)

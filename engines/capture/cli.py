@@ -107,7 +107,8 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from trainledger.engines.capture.process import fetch_stats, server_state
+    from trainledger.engines.capture.live import fetch_stats
+    from trainledger.engines.capture.process import server_state
 
     ws, _origin = resolve_workspace(args.workspace, create_explicit=False, create_default=False)
     state = server_state(ws)
@@ -123,14 +124,14 @@ def _status(args: argparse.Namespace) -> int:
     print(f"capture server at {state.url}  pid {state.pid}  fsync {state.fsync}  "
           f"token {'required' if state.token_required else 'not required'}  "
           f"up {uptime:.0f} s")  # fmt: skip
-    stats = fetch_stats(state, args.token or os.environ.get(TOKEN_ENV))
+    stats = fetch_stats(state.url, args.token or os.environ.get(TOKEN_ENV))
     if stats is None:
         print("stats: unavailable (wrong token, or the server does not answer)")
         return 0
-    print(f"requests {stats['requests']}  frames accepted {stats['frames_accepted']}  "
-          f"rejected {stats['frames_rejected']}  bytes in {stats['bytes_in']}")  # fmt: skip
-    for sid, s in sorted(stats["sessions"].items()):
-        print(f"  {clean(sid)}: accepted {s['accepted']} rejected {s['rejected']}")
+    print(f"requests {stats.requests}  frames accepted {stats.frames_accepted}  "
+          f"rejected {stats.frames_rejected}  bytes in {stats.bytes_in}")  # fmt: skip
+    for sid, s in sorted(stats.sessions.items()):
+        print(f"  {clean(sid)}: accepted {s.accepted} rejected {s.rejected}")
     return 0
 
 

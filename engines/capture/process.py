@@ -7,20 +7,21 @@ leaves it behind, and `server_state` then reports `alive=False`.
 
 from __future__ import annotations
 
-import json
 import os
-import signal
-import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import msgspec
-import psutil
-from trainledger.engines.pids import pid_alive  # noqa: F401  (re-exported)
+from trainledger.engines.pids import pid_alive
+from trainledger.engines.procs import Expect, Launched, launch, stop, why_not_same
 from trainledger.engines.workspace import Workspace
+
+if TYPE_CHECKING:
+    import psutil
 
 TOKEN_ENV = "TRAINLEDGER_CAPTURE_TOKEN"
 STATE_FILE = "capture-server.json"  # written by the server (server.py) once it listens
@@ -111,7 +112,6 @@ def start_server(
             "stop it first with: trainledger capture stop"
         )
     log_path = log_file(ws)
-    log_path.parent.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     env.pop(TOKEN_ENV, None)
     if token:
@@ -120,18 +120,9 @@ def start_server(
         sys.executable, "-m", "trainledger.engines.capture", "serve",
         "--workspace", str(ws.root), "--host", host, "--port", str(port), "--fsync", fsync,
     ]  # fmt: skip
-    if exit_with_parent:
-        cmd.append("--exit-with-parent")
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen(
-            cmd,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            env=env,
-            cwd=str(ws.root),
-        )
+    server = launch(cmd, log_path, env=env, exit_with_parent=exit_with_parent, cwd=ws.root)
+    proc = server.proc
+    assert proc is not None
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         code = proc.poll()
@@ -163,66 +154,31 @@ def stop_server(ws: Workspace, timeout: float = 5.0) -> bool:
     if not state.alive:
         path.unlink(missing_ok=True)
         return False
-    try:
-        proc = psutil.Process(state.pid)
-        why = not_a_server(proc)
-        if why is not None:
-            raise CaptureServerError(
-                f"not stopping pid {state.pid}: {why}; {path} names it but is stale or was "
-                "not written by a capture server (remove the file if no server runs)"
-            )
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except psutil.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout)
-    except psutil.NoSuchProcess:
-        pass
-    _reap(state.pid)
+    record = Launched(state.pid, state.started_at, ())
+    why = why_not_same(record, SERVER)
+    if why is not None:
+        raise CaptureServerError(
+            f"not stopping pid {state.pid}: {why}; {path} names it but is stale or was "
+            "not written by a capture server (remove the file if no server runs)"
+        )
+    stop(record, timeout, expect=SERVER)  # SIGTERM, SIGKILL after `timeout`
     path.unlink(missing_ok=True)  # the server removes it itself on a clean exit
     return True
+
+
+def _serves(cmdline: Sequence[str]) -> bool:
+    """`python -m trainledger.engines.capture serve ...` or `trainledger capture serve ...`."""
+    args = [os.path.basename(a) for a in cmdline]
+    if "trainledger.engines.capture" in args and "serve" in args:
+        return True
+    return any(arg == "trainledger" and args[i + 1 : i + 3] == ["capture", "serve"]
+               for i, arg in enumerate(args))  # fmt: skip
+
+
+SERVER = Expect("a capture server's", _serves)  # also the user's own `trainledger capture serve`
 
 
 def not_a_server(proc: psutil.Process) -> str | None:
     """Why `proc` is not a capture server (None if it is): its command line must be
     `python -m trainledger.engines.capture serve ...` or `trainledger capture serve ...`."""
-    try:
-        cmdline = proc.cmdline()
-    except psutil.AccessDenied:
-        return "not allowed to read its command line"
-    except psutil.NoSuchProcess:
-        return "it has exited"
-    args = [os.path.basename(a) for a in cmdline]
-    if "trainledger.engines.capture" in args and "serve" in args:
-        return None
-    for i, arg in enumerate(args):
-        if arg == "trainledger" and args[i + 1 : i + 3] == ["capture", "serve"]:
-            return None
-    shown = " ".join(cmdline)[:120] or proc.name()
-    return f"its command line is not a capture server's ({shown!r})"
-
-
-def _reap(pid: int) -> None:
-    """Collect the exit status if we are the parent, so no zombie is left behind."""
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
-
-
-def fetch_stats(
-    state: ServerState, token: str | None = None, timeout: float = 1.0
-) -> dict[str, Any] | None:
-    """The server's `/stats`, or None on any failure."""
-    import urllib.request
-
-    req = urllib.request.Request(f"{state.url}/stats")
-    if token:
-        req.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            data = json.loads(resp.read())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
+    return why_not_same(Launched(proc.pid, None, ()), SERVER)

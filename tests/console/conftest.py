@@ -31,12 +31,16 @@ def frozen_ws(tmp_path: Path) -> Workspace:
     return Workspace(dest)
 
 
+# Workers that run as long as the app: the watcher and the capture server's poller.
+RUN_FOR_EVER = ("watcher", "capture-server")
+
+
 async def settle(pilot, rounds: int = 6) -> None:
     """Let workers finish and their messages be handled, a few times over."""
     for _ in range(rounds):
-        # The watcher runs until the app closes; wait for everything else.
+        # The watcher and the poller run until the app closes; wait for everything else.
         # (An empty list would mean "all workers" to wait_for_complete.)
-        others = [w for w in pilot.app.workers if w.group != "watcher"]
+        others = [w for w in pilot.app.workers if w.group not in RUN_FOR_EVER]
         if others:
             await pilot.app.workers.wait_for_complete(others)
         await pilot.pause()

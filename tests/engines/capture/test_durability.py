@@ -14,10 +14,10 @@ import time
 from pathlib import Path
 
 import pytest
+from trainledger.engines.capture.live import fetch_stats
 from trainledger.engines.capture.process import (
     CaptureServerError,
     ServerState,
-    fetch_stats,
     log_file,
     server_state,
     start_server,
@@ -157,12 +157,12 @@ def test_start_status_stats_stop_round_trip(ws: Workspace) -> None:
         assert server_state(ws) == state
         with pytest.raises(CaptureServerError, match="already runs"):
             start_server(ws, port=0)
-        assert fetch_stats(state) is None  # the token is needed for /stats
-        stats = fetch_stats(state, "tok")
+        assert fetch_stats(state.url) is None  # the token is needed for /stats
+        stats = fetch_stats(state.url, "tok")
         assert (
             stats is not None
-            and stats["port"] == state.port
-            and stats["fsync"] == "always"
+            and stats.port == state.port
+            and stats.fsync == "always"
         )
         out = subprocess.run(
             [sys.executable, "-m", "trainledger.engines.capture", "status", "--workspace", str(ws.root), "--token", "tok"],
@@ -176,7 +176,7 @@ def test_start_status_stats_stop_round_trip(ws: Workspace) -> None:
     assert not state_file(ws).exists()
     log = log_file(ws).read_text()
     assert f"listening on {state.url}" in log and "Traceback" not in log
-    assert fetch_stats(state, "tok") is None
+    assert fetch_stats(state.url, "tok") is None
 
 
 def test_start_failure_reports_the_log(ws: Workspace) -> None:
