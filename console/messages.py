@@ -1,7 +1,10 @@
 """Typed messages that carry workspace changes and engine results to the panes.
 
 The watcher posts the change messages; pane workers post the result messages. Panes
-react to messages and never poll the disk themselves.
+react to messages and read no file on the UI thread. Two sources are not files the
+watcher can see change: the Curves pane reads the last `system.jsonl` row of each running
+run every 2 s, and the Capture pane's poller asks the capture server's `/stats` once a
+second (engines.capture.live.Poller); both read in thread workers.
 """
 
 from __future__ import annotations
