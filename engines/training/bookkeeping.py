@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from trainledger.engines.metrics.writer import MetricsWriter
+    from trainledger.engines.training.loop_parts import RunResult
 
 # checkpoints.CHECKPOINT_DIR + the best tag; spelled here so this module needs no torch
 BEST_CHECKPOINT = "checkpoints/best.safetensors"
@@ -148,3 +149,15 @@ class Bookkeeper:
         save_last()
         self._last_saved = self._clock()
         return True
+
+
+def record_end(writer: MetricsWriter, model_name: str, result: RunResult, stop_reason: str,
+               save_last: Callable[[dict[str, Any]], Any]) -> None:  # fmt: skip
+    """The end of a run on either backend: `save_last(info)` writes the `last` checkpoint,
+    run.json's summary gets the best, and a stopped run its `stopped` event and status."""
+    info = {"model": model_name, "epoch": result.epochs_done, "step": result.step}
+    save_last({**info, "status": result.status})
+    writer.update(summary={"best": result.best, **info, "early_stopped": result.early_stopped})
+    if result.status == "stopped":
+        writer.event("stopped", f"stopped by {stop_reason}", step=result.step, reason=stop_reason)
+        writer.finish("stopped")

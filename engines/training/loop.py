@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import socket
 import sys
-import threading
 import time
 from dataclasses import asdict
 from functools import partial
@@ -43,13 +42,16 @@ from trainledger.engines.training.loop_parts import (  # noqa: F401  (re-exporte
     Task,
     StopFlag,
     install_signal_handlers,
+    new_writer,
+    stop_handling,
+    system_monitor,
     RunResult,
     _Pacer,
     reopen_writer,
     _to_device,
     _Start,
 )
-from trainledger.engines.training.bookkeeping import Bookkeeper, Window
+from trainledger.engines.training.bookkeeping import Bookkeeper, Window, record_end
 
 
 Progress = Callable[[str, dict[str, Any]], None]
@@ -121,11 +123,7 @@ class Trainer:
         Without a StopFlag of its own, the trainer handles SIGTERM/SIGINT itself (main
         thread only) and restores the previous handlers afterwards.
         """
-        stop = self.stop or StopFlag()
-        restore: Callable[[], None] = lambda: None
-        if self.stop is None and threading.current_thread() is threading.main_thread():
-            restore = install_signal_handlers(stop)
-        try:
+        with stop_handling(self.stop) as stop:
             if stop.is_set():
                 return None
             torch.set_num_threads(self.cfg.threads)
@@ -152,22 +150,9 @@ class Trainer:
                 writer.update(status="running", ended=None, error=None, pid=os.getpid(), host=socket.gethostname(),
                               config=self.run_config(), resumes=resumes, **self.run_extra())  # fmt: skip
             else:
-                writer = MetricsWriter(
-                    self.workspace,
-                    self.run_id,
-                    name=self.name,
-                    model=self.task.model_name,
-                    config=self.run_config(),
-                    directions=self.task.directions,
-                    primary_metric=self.task.primary_metric,
-                    extra=self.run_extra(),
-                )
-            monitor = None
-            try:
-                if self.monitor and self.is_main:
-                    from trainledger.engines.training.system import SystemMonitor
-
-                    monitor = SystemMonitor(writer.dir).start()
+                writer = new_writer(self.workspace, self.run_id, self.name, self.task, self.run_config(),
+                                    self.run_extra())  # fmt: skip
+            with system_monitor(self.monitor and self.is_main, writer.dir):
                 with writer:
                     if self.resume:
                         writer.event("resumed", f"resumed at step {start.step}, epoch {start.epochs_done}",
@@ -176,19 +161,10 @@ class Trainer:
                                             "step": start.step, "epoch": start.epochs_done})  # fmt: skip
                     train_model = self.dist.wrap(model) if self.dist is not None else model
                     result = self._train(train_model, optimizer, shuffle, writer, stop, start)
-                    info = {"model": self.task.model_name, "epoch": result.epochs_done, "step": result.step}
-                    self._save_last(writer.dir, model, optimizer, shuffle, {**info, "status": result.status})
-                    writer.update(summary={"best": result.best, **info, "early_stopped": result.early_stopped})
-                    if result.status == "stopped":
-                        writer.event("stopped", f"stopped by {stop.reason}", step=result.step, reason=stop.reason)
-                        writer.finish("stopped")
+                    record_end(writer, self.task.model_name, result, stop.reason,
+                               partial(self._save_last, writer.dir, model, optimizer, shuffle))  # fmt: skip
                 self.progress("end", {"result": result})
-            finally:
-                if monitor is not None:
-                    monitor.stop()
             return result
-        finally:
-            restore()
 
     def _save_last(
         self, run_dir: Path, model: nn.Module, optimizer: torch.optim.Optimizer, shuffle: torch.Generator,

@@ -10,7 +10,8 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -102,6 +103,44 @@ def install_signal_handlers(flag: StopFlag) -> Callable[[], None]:
             signal.signal(sig, old)
 
     return restore
+
+
+@contextmanager
+def stop_handling(own: StopFlag | None) -> Iterator[StopFlag]:
+    """The run's stop flag: `own`, or a new one that SIGTERM/SIGINT set (main thread only),
+    with the previous handlers restored afterwards."""
+    stop = own or StopFlag()
+    restore: Callable[[], None] = lambda: None
+    if own is None and threading.current_thread() is threading.main_thread():
+        restore = install_signal_handlers(stop)
+    try:
+        yield stop
+    finally:
+        restore()
+
+
+@contextmanager
+def system_monitor(enabled: bool, run_dir: Path) -> Iterator[None]:
+    """system.jsonl rows for `run_dir` while the block runs (if `enabled`)."""
+    monitor = None
+    if enabled:
+        from trainledger.engines.training.system import SystemMonitor
+
+        monitor = SystemMonitor(run_dir).start()
+    try:
+        yield
+    finally:
+        if monitor is not None:
+            monitor.stop()
+
+
+def new_writer(
+    workspace: Workspace, run_id: str | None, name: str | None, task: Any, config: dict[str, Any],
+    extra: dict[str, Any],
+) -> MetricsWriter:  # fmt: skip
+    """The MetricsWriter of a new run of `task` (either backend's)."""
+    return MetricsWriter(workspace, run_id, name=name, model=task.model_name, config=config,
+                         directions=task.directions, primary_metric=task.primary_metric, extra=extra)  # fmt: skip
 
 
 @dataclass

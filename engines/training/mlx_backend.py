@@ -16,7 +16,6 @@ imports mlx at import time; only the CLI's MLX path imports it.
 from __future__ import annotations
 
 import platform
-import threading
 from collections.abc import Callable
 from dataclasses import asdict
 from functools import partial
@@ -30,14 +29,16 @@ import safetensors.numpy
 from mlx import nn
 from mlx.utils import tree_flatten
 from trainledger.engines.metrics.writer import MetricsWriter
-from trainledger.engines.training.bookkeeping import Bookkeeper
+from trainledger.engines.training.bookkeeping import Bookkeeper, record_end
 from trainledger.engines.training.checkpoints import write_checkpoint_bytes
-from trainledger.engines.training.loop import (
+from trainledger.engines.training.loop_parts import (
     LoopConfig,
     RunResult,
     StopFlag,
     _Pacer,
-    install_signal_handlers,
+    new_writer,
+    stop_handling,
+    system_monitor,
 )
 from trainledger.engines.workspace import (
     Workspace,
@@ -108,11 +109,7 @@ class MLXTrainer:
         }
 
     def run(self) -> RunResult | None:
-        stop = self.stop or StopFlag()
-        restore: Callable[[], None] = lambda: None
-        if self.stop is None and threading.current_thread() is threading.main_thread():
-            restore = install_signal_handlers(stop)
-        try:
+        with stop_handling(self.stop) as stop:
             if stop.is_set():
                 return None
             mx.random.seed(self.cfg.seed)
@@ -120,39 +117,16 @@ class MLXTrainer:
             mx.eval(model.parameters())
             optimizer = optim.Adam(learning_rate=self.cfg.lr, bias_correction=True)  # as torch.optim.Adam
             shuffle = np.random.default_rng(self.cfg.seed)
-            writer = MetricsWriter(
-                self.workspace,
-                self.run_id,
-                name=self.name,
-                model=self.task.model_name,
-                config=self.run_config(),
-                directions=self.task.directions,
-                primary_metric=self.task.primary_metric,
-                extra=self.run_extra(),
-            )
-            monitor = None
-            try:
-                if self.monitor:
-                    from trainledger.engines.training.system import SystemMonitor
-
-                    monitor = SystemMonitor(writer.dir).start()
+            writer = new_writer(self.workspace, self.run_id, self.name, self.task, self.run_config(), self.run_extra())
+            with system_monitor(self.monitor, writer.dir):
                 with writer:
                     self.progress("start", {"run_id": writer.run_id, "run_dir": writer.dir, "epochs": self.cfg.epochs,
                                             "step": 0, "epoch": 0})  # fmt: skip
                     result = self._train(model, optimizer, shuffle, writer, stop)
-                    info = {"model": self.task.model_name, "epoch": result.epochs_done, "step": result.step}
-                    save_mlx_checkpoint(writer.dir, "last", model, {**info, "status": result.status})
-                    writer.update(summary={"best": result.best, **info, "early_stopped": result.early_stopped})
-                    if result.status == "stopped":
-                        writer.event("stopped", f"stopped by {stop.reason}", step=result.step, reason=stop.reason)
-                        writer.finish("stopped")
+                    record_end(writer, self.task.model_name, result, stop.reason,
+                               partial(save_mlx_checkpoint, writer.dir, "last", model))  # fmt: skip
                 self.progress("end", {"result": result})
-            finally:
-                if monitor is not None:
-                    monitor.stop()
             return result
-        finally:
-            restore()
 
     def _train(
         self, model: nn.Module, optimizer: optim.Optimizer, shuffle: np.random.Generator,

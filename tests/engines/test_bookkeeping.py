@@ -3,24 +3,24 @@ and the train-row window, with a real MetricsWriter and no torch."""
 
 from __future__ import annotations
 
-import json
 import math
 import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
-
 from trainledger.engines.metrics.writer import MetricsWriter
-from trainledger.engines.training.bookkeeping import BEST_CHECKPOINT, Bookkeeper, Window, is_better
+from trainledger.engines.training.bookkeeping import (
+    BEST_CHECKPOINT,
+    Bookkeeper,
+    Window,
+    is_better,
+)
 from trainledger.engines.workspace import Workspace
 
+from tests.engines.conftest import jsonl
+
 NAN, INF = math.nan, math.inf
-
-
-def jsonl(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def feed(
