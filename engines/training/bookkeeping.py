@@ -12,6 +12,9 @@ pacing mean the same on every backend.
 - early stopping: validations since the best, against `patience`;
 - throttling of mid-run `last` checkpoints to one every `last_every` seconds.
 
+`record_end` writes the end of a run: the final `last` checkpoint, run.json's summary with
+the best, and the `stopped` event of a stopped run.
+
 The one definition of best is `is_better`: a finite value strictly better than the best so
 far in the metric's direction. NaN and ±inf are never best; a tie keeps the earlier best
 (the earliest epoch reaching a value wins, as the console's best marker does). The model
