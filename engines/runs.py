@@ -9,11 +9,9 @@ Runs started here outlive the console: nothing ties them to its lifetime.
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -21,6 +19,7 @@ from typing import Any, Sequence
 import msgspec
 
 from trainledger.engines.metrics.writer import new_run_id
+from trainledger.engines.procs import Expect, Launched, StopResult, is_same_process, launch, stop, why_not_same
 from trainledger.engines.safeio import open_regular_file
 from trainledger.engines.workspace import RunInfo, Workspace, validate_id
 
@@ -31,12 +30,21 @@ BACKENDS = ("torch", "mlx")
 @dataclass
 class StartedRun:
     run_id: str
-    log_path: Path
-    proc: subprocess.Popen[bytes]
+    launched: Launched
+
+    @property
+    def log_path(self) -> Path:
+        assert self.launched.log_path is not None
+        return self.launched.log_path
+
+    @property
+    def proc(self) -> subprocess.Popen[bytes]:
+        assert self.launched.proc is not None
+        return self.launched.proc
 
     @property
     def pid(self) -> int:
-        return self.proc.pid
+        return self.launched.pid
 
 
 def logs_dir(ws: Workspace) -> Path:
@@ -77,19 +85,8 @@ def start_run(
     """Start a trainer detached from this process; returns at once with its run id and log."""
     run_id = validate_id(run_id, "run id") if run_id else new_run_id(model)
     args = train_command(ws, model, run_id, data=data, backend=backend, epochs=epochs, settings=settings)
-    log_path = logs_dir(ws) / f"{run_id}.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen(
-            args,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # Ctrl-C or quitting the console does not reach it
-            close_fds=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-    return StartedRun(run_id, log_path, proc)
+    # a session of its own: Ctrl-C or quitting the console does not reach it
+    return StartedRun(run_id, launch(args, logs_dir(ws) / f"{run_id}.log"))
 
 
 def early_exit(proc: subprocess.Popen[bytes], within: float = 2.0) -> int | None:
@@ -170,62 +167,45 @@ def stop_plan(info: RunInfo, host: str | None = None) -> str:
             "it writes a last checkpoint and ends as stopped")  # fmt: skip
 
 
-def verify_trainer(pid: int, run_id: str, started: float | None = None) -> None:
-    """Raise StopRefused unless `pid` is a live python process that is this run's trainer.
+def verify_trainer(pid: int, run_id: str, started: float | None = None) -> tuple[Launched, Expect]:
+    """Raise StopRefused unless `pid` is a live python process that is this run's trainer;
+    return the record and expectation it passed, for `procs.stop`.
 
     Its command line must name `run_id`, or (a trainer that generated its own id) name
     trainledger and have been created no later than the run started: a recycled pid is newer.
+    (No start time is asked of the first: a resumed run keeps its first start time.)
     """
-    import psutil
-
-    try:
-        proc = psutil.Process(pid)
-        cmdline = proc.cmdline()
-        name = proc.name()
-    except psutil.NoSuchProcess:
-        raise StopRefused(f"pid {pid} is gone: run {run_id} is no longer running") from None
-    except psutil.AccessDenied:
-        raise StopRefused(f"pid {pid}: not allowed to inspect it") from None
-    joined = " ".join(cmdline)
-    if "python" not in (name + " " + (cmdline[0] if cmdline else "")).lower():
-        raise StopRefused(f"pid {pid} is {name!r}, not a python trainer (the pid was reused?)")
-    own_id = (started is not None and "trainledger" in joined
-              and _create_time(proc) <= started + 2.0)  # fmt: skip
-    if run_id not in joined and not own_id:
-        raise StopRefused(f"pid {pid} does not mention run {run_id} in its command line (the pid was reused?)")
+    named, expect = Launched(pid, None, ()), _trainer_of(run_id)
+    why = why_not_same(named, expect)
+    if why is None:
+        return named, expect
+    if started is not None:
+        own = Launched(pid, started + 1.0, ())  # created at most 2 s after the run started
+        if is_same_process(own, _TRAINLEDGER):
+            return own, _TRAINLEDGER
+    raise StopRefused(f"not stopping pid {pid} (run {run_id}): {why}")
 
 
-def _create_time(proc: Any) -> float:
-    try:
-        return float(proc.create_time())
-    except Exception:
-        return float("inf")
+def _python(cmdline: Sequence[str]) -> bool:
+    return bool(cmdline) and "python" in os.path.basename(cmdline[0]).lower()
+
+
+def _trainer_of(run_id: str) -> Expect:
+    return Expect(f"a python process naming run {run_id}",
+                  lambda cmdline: _python(cmdline) and run_id in " ".join(cmdline))  # fmt: skip
+
+
+_TRAINLEDGER = Expect("a trainledger trainer", lambda cmdline: _python(cmdline) and "trainledger" in " ".join(cmdline))
 
 
 def stop_run(info: RunInfo, host: str | None = None) -> str:
-    """SIGTERM the trainer of `info` after checking it is still that trainer; returns what was done."""
+    """SIGTERM the trainer of `info` after checking it is still that trainer; returns what was done.
+
+    Not waited for, and never SIGKILL: the trainer ends its step and writes a last checkpoint.
+    """
     stop_plan(info, host)
     assert info.pid is not None
-    verify_trainer(info.pid, info.id, info.started)
-    try:
-        os.kill(info.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        raise StopRefused(f"pid {info.pid} is gone: run {info.id} is no longer running") from None
-    except PermissionError:
-        raise StopRefused(f"pid {info.pid}: not allowed to signal it") from None
+    record, expect = verify_trainer(info.pid, info.id, info.started)
+    if stop(record, None, expect=expect) is StopResult.GONE:
+        raise StopRefused(f"pid {info.pid} is gone or not ours to signal: run {info.id} was not stopped")
     return f"sent SIGTERM to pid {info.pid} (run {info.id})"
-
-
-def wait_gone(pid: int, timeout: float) -> bool:
-    """True once `pid` has exited (or is a zombie) within `timeout` seconds."""
-    import psutil
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
-                return True
-        except psutil.NoSuchProcess:
-            return True
-        time.sleep(0.1)
-    return False
