@@ -1,16 +1,15 @@
 """Process control for `trainledger demo`: a demo workspace, paced ternary-VAE trainers, and
 a live capture stream (a capture server on a free port fed by a synthetic sender).
 
-Each trainer runs as `python -m trainledger.engines.training` in a session of its own, logs
-to <workspace>/.trainledger/logs/<run-id>.log, stops cleanly on SIGTERM and exits by itself
-when its parent dies. Nothing here imports torch, so starting a trainer returns at once.
-The capture sender lives the same way; the server is stopped through capture.process.
+Each trainer runs as `python -m trainledger.engines.training`, started by the launcher
+(`procs.launch`: a session of its own, log in <workspace>/.trainledger/logs/<run-id>.log,
+`--exit-with-parent`), stops cleanly on SIGTERM and exits by itself when its parent dies.
+Nothing here imports torch, so starting a trainer returns at once. The capture sender lives
+the same way; the server is started and stopped through capture.process.
 """
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
 from trainledger.engines.metrics.writer import new_run_id
+from trainledger.engines.procs import Launched, launch, stop_all
 from trainledger.engines.workspace import (
     Workspace,
     default_demo_dir,
@@ -69,9 +69,9 @@ class DemoProcesses:
 
     def __init__(self, ws: Workspace) -> None:
         self.ws = ws
-        self._procs: list[subprocess.Popen[bytes]] = []
+        self._trainers: list[Launched] = []
         self._run_ids: dict[int, str] = {}
-        self._sender: subprocess.Popen[bytes] | None = None
+        self._sender: Launched | None = None
         self._capture: ServerState | None = None
         self.capture_session: str | None = None
 
@@ -90,23 +90,14 @@ class DemoProcesses:
             )
         run_id = validate_id(run_id, "run id") if run_id else self._new_run_id()
         args = [sys.executable, "-m", "trainledger.engines.training", MODEL,
-                "--workspace", str(self.ws.root), "--run-id", run_id, "--exit-with-parent"]  # fmt: skip
+                "--workspace", str(self.ws.root), "--run-id", run_id]  # fmt: skip
         for key, value in {**DEMO_CONFIG, **overrides}.items():
             if value is not None:
                 args += [f"--{key.replace('_', '-')}", str(value)]
-        self.logs_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.logs_dir / f"{run_id}.log", "ab") as log:
-            proc = subprocess.Popen(
-                args,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            )
-        self._procs.append(proc)
-        self._run_ids[proc.pid] = run_id
-        return proc
+        trainer = launch(args, self.logs_dir / f"{run_id}.log", exit_with_parent=True)
+        self._trainers.append(trainer)
+        self._run_ids[trainer.pid] = run_id
+        return _popen(trainer)
 
     def _new_run_id(self) -> str:
         while True:
@@ -124,7 +115,10 @@ class DemoProcesses:
         return self.logs_dir / f"{self.run_id(proc)}.log"
 
     def running(self) -> list[subprocess.Popen[bytes]]:
-        return [p for p in self._procs if p.poll() is None]
+        return [_popen(t) for t in self._running()]
+
+    def _running(self) -> list[Launched]:
+        return [t for t in self._trainers if _popen(t).poll() is None]
 
     def start_capture(self, port: int = 0) -> ServerState:
         """Start a capture server for the demo workspace (port 0: a free one, so the demo never
@@ -139,7 +133,7 @@ class DemoProcesses:
             stop_server,
         )
 
-        if self._sender is not None and self._sender.poll() is None:
+        if self._sender is not None and _popen(self._sender).poll() is None:
             raise CaptureServerError("the demo's capture stream is already running")
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.logs_dir / CAPTURE_LOG
@@ -154,18 +148,9 @@ class DemoProcesses:
         self._capture = state
         session = time.strftime("demo-%Y%m%d-%H%M%S")
         args = [sys.executable, "-m", "trainledger.engines.capture", "stream", "--url", state.url,
-                "--session", session, "--rate", f"{CAPTURE_RATE:g}", "--bad-every", str(CAPTURE_BAD_EVERY),
-                "--exit-with-parent"]  # fmt: skip
+                "--session", session, "--rate", f"{CAPTURE_RATE:g}", "--bad-every", str(CAPTURE_BAD_EVERY)]  # fmt: skip
         try:
-            with open(log_path, "ab") as log:
-                self._sender = subprocess.Popen(
-                    args,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                    env={**os.environ, "PYTHONUNBUFFERED": "1"},
-                )
+            self._sender = launch(args, log_path, exit_with_parent=True)
         except OSError:
             stop_server(self.ws)
             self._capture = None
@@ -175,12 +160,12 @@ class DemoProcesses:
 
     @property
     def capture_sender(self) -> subprocess.Popen[bytes] | None:
-        return self._sender
+        return _popen(self._sender) if self._sender is not None else None
 
     def stop_capture(self, timeout: float = 5.0) -> None:
         """Stop the sender, then the server this object started (if it did)."""
         if self._sender is not None:
-            _stop_procs([self._sender], timeout)
+            stop_all([self._sender], timeout, group=True)
         self._stop_server(timeout)
 
     def _stop_server(self, timeout: float) -> None:
@@ -194,7 +179,7 @@ class DemoProcesses:
         """SIGTERM every trainer's and the sender's process group together, wait up to
         `timeout` for all of them, SIGKILL the rest; then stop the capture server."""
         sender = [self._sender] if self._sender is not None else []
-        _stop_procs([*self.running(), *sender], timeout)
+        stop_all([*self._running(), *sender], timeout, group=True)
         self._stop_server(timeout)
 
     def __enter__(self) -> Self:
@@ -204,32 +189,7 @@ class DemoProcesses:
         self.stop_all()
 
 
-def _stop_procs(procs: list[subprocess.Popen[bytes]], timeout: float) -> None:
-    """SIGTERM each process group, wait up to `timeout` in all, then SIGKILL the rest."""
-    live = [p for p in procs if p.poll() is None]
-    for proc in live:
-        _signal_group(proc, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    for proc in live:
-        try:
-            proc.wait(max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            pass
-    for proc in live:
-        if proc.poll() is None:
-            _signal_group(proc, signal.SIGKILL)
-            try:
-                proc.wait(5.0)
-            except subprocess.TimeoutExpired:
-                pass
-
-
-def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
-    """Signal the trainer's session (its pid is the group id); a dead one is not an error."""
-    try:
-        os.killpg(proc.pid, sig)
-    except (ProcessLookupError, PermissionError):
-        try:
-            proc.send_signal(sig)
-        except (ProcessLookupError, PermissionError):
-            pass
+def _popen(launched: Launched) -> subprocess.Popen[bytes]:
+    """The Popen handle of a process this object launched (procs.launch always sets it)."""
+    assert launched.proc is not None
+    return launched.proc
