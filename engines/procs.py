@@ -242,8 +242,8 @@ def stop_all(
             {i: p for i, p in live.items() if results[i] is StopResult.KILLED},
             KILL_WAIT_S,
         )
-    for i in live:
-        _reap(records[i])
+        for i in live:
+            _reap(records[i])
     return results
 
 
