@@ -159,7 +159,7 @@ def render_chart(
         ]
         x_lo, x_hi = math.ldexp(x_lo, x_exp), math.ldexp(x_hi, x_exp)
         y_lo, y_hi = math.ldexp(y_lo, y_exp), math.ldexp(y_hi, y_exp)
-        markers = [replace(m, x=math.ldexp(m.x, x_exp)) for m in markers]
+        markers = [replace(m, x=_scaled(m.x, x_exp)) for m in markers]
     if x_hi == x_lo:
         pad = max(abs(x_lo) * 0.01, 0.5)
         x_lo, x_hi = x_lo - pad, x_hi + pad
@@ -198,7 +198,10 @@ def render_chart(
         bx, by = s.best
         if not (math.isfinite(bx) and math.isfinite(by)):
             continue
-        bx, by = math.ldexp(bx, x_exp), math.ldexp(by, y_exp)
+        try:
+            bx, by = math.ldexp(bx, x_exp), math.ldexp(by, y_exp)
+        except OverflowError:  # far outside the plotted range (a log scale dropped its points)
+            continue
         if not (math.isfinite(bx) and math.isfinite(by)) or (log_y and by <= 0):
             continue
         col = _x_to_dot(bx, x_lo, x_hi, dots_w)
@@ -239,6 +242,14 @@ class _Buckets:
     first: np.ndarray
     last: np.ndarray
     n_out: int
+
+
+def _scaled(value: float, exp: int) -> float:
+    """ldexp that gives inf instead of raising: such a value is off the chart anyway."""
+    try:
+        return math.ldexp(value, exp)
+    except OverflowError:
+        return math.copysign(math.inf, value)
 
 
 def _bucket(

@@ -342,3 +342,13 @@ def test_any_finite_floats_draw(
     result = render_chart([ChartSeries("a", x, y, "", best=points[0])], width, height, log_y=log_y)
     assert len(result.lines) == height
     assert all(line.cell_len == width for line in result.lines)
+
+
+def test_a_best_point_far_outside_a_rescaled_range_is_skipped() -> None:
+    """Found by hypothesis: log scale drops the huge point; the best stays at it."""
+    points = [(1.6759759912428246e153, 0.0), (7.936979403755941e-156, 1.0)]
+    x, y = np.array([p[0] for p in points]), np.array([p[1] for p in points])
+    marker = ChartMarker(1.6759759912428246e153, "▲", "", "far")
+    result = render_chart([ChartSeries("a", x, y, "", best=points[0])], 40, 10, log_y=True,
+                          markers=[marker])  # fmt: skip
+    assert len(result.lines) == 10 and all(line.cell_len == 40 for line in result.lines)
