@@ -28,7 +28,7 @@ from trainledger.console.prefetch import Prefetch
 from trainledger.console.panes.planned import PORTS, VERSIONS, PlannedPane
 from trainledger.console.screens.capture_session import CaptureSessionScreen
 from trainledger.console.screens.help import HelpScreen, binding_rows
-from trainledger.console.text import ControlCharacterFilter, plain
+from trainledger.console.text import ControlCharacterFilter, clean, plain
 from trainledger.console.watcher import WorkspaceWatcher
 from trainledger.engines.workspace import Workspace
 from trainledger.themes import CSS_PATH, THEMES, choose_theme, register_themes
@@ -222,9 +222,9 @@ class TrainledgerApp(App[None]):
         pane = self.query_one(CurvesPane)
         lines = [f"runs: {len(pane.infos)}"]
         for run_id, info in sorted(pane.infos.items()):
-            snap = pane.snapshots.get(run_id)
-            rows = snap.n if snap else 0
-            lines.append(f"  {run_id}  {info.status}  {rows} rows")
+            snap = pane.snapshots.get(run_id)  # only plotted runs are read in full
+            rows = f"{snap.n} rows" if snap else "not read (not plotted)"
+            lines.append(f"  {clean(run_id)}  {clean(info.status)}  {rows}")
         if pane.state.metric:
             lines.append(f"chart: {pane.state.metric}")
         panes = self.query(CapturePane)  # mounted lazily: not there in the first frames
@@ -233,5 +233,5 @@ class TrainledgerApp(App[None]):
         running = server is not None and getattr(server, "alive", False)
         lines.append(f"capture: {len(sessions)} session(s), server {server.url if running else 'stopped'}")
         for sid, s in sorted(sessions.items()):
-            lines.append(f"  {sid}  {s.frames} frames  {s.rejected} rejected")
+            lines.append(f"  {clean(sid)}  {s.frames} frames  {s.rejected} rejected")
         return "\n".join(lines)
