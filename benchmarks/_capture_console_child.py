@@ -25,6 +25,7 @@ import time
 import numpy as np
 from textual.screen import Screen
 from textual.widgets import TabbedContent
+
 from trainledger.console.app import TrainledgerApp
 from trainledger.engines.workspace import open_workspace
 

@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 from aiohttp import ClientError
+
 from trainledger.engines.capture.schema import DIMS, SCHEMA_VERSION, check_line
 
 HERE = Path(__file__).resolve().parent

@@ -40,6 +40,7 @@ from _capture_load import (
     start_server,
     stop_server,
 )
+
 from trainledger.engines.workspace import Workspace, init_workspace
 
 GOAL_P95_MS = 50.0
@@ -48,7 +49,8 @@ CHILD = HERE / "_capture_console_child.py"
 
 def console(ws: Workspace, seconds: float, settle: float) -> dict:
     proc = subprocess.run([sys.executable, str(CHILD), str(ws.root), "--seconds", str(seconds), "--settle",
-                           str(settle)], check=False, capture_output=True, text=True, timeout=seconds + settle + 90)  # fmt: skip
+                           str(settle)], check=False, capture_output=True, text=True,
+                          timeout=seconds + settle + 90)  # fmt: skip
     lines = proc.stdout.strip().splitlines()
     if proc.returncode != 0 or not lines or json.loads(lines[-1])["lag_ms"]["n"] == 0:
         raise RuntimeError(
@@ -140,7 +142,8 @@ def main() -> int:
     log = DATA / "capture-console.log"
     server = start_server(server_cmd("trainledger", port, ws.root, "batch"), port, log)
     print(f"{time.strftime('%Y-%m-%dT%H:%MZ', time.gmtime())}, {os.cpu_count()} cores; server on :{port}, "
-          f"load {args.concurrency} connections x {args.frames}-frame bodies; {args.seconds:g} s per phase")  # fmt: skip
+          f"load {args.concurrency} connections x {args.frames}-frame bodies; "
+          f"{args.seconds:g} s per phase")  # fmt: skip
     phases: dict[str, list[dict]] = {"ingest": [], "reference": []}
     loads: list[dict] = []
     problems: list[str] = []
@@ -203,7 +206,8 @@ def main() -> int:
             else "0"
         )
         print(f"  {name:<11} {lag['p50']:12.1f} {lag['p95']:7.1f} {lag['max']:7.1f}   {ref['p50']:11.1f}"
-              f" {ref['p95']:7.1f} {ref['max']:7.1f} {median([p['refresh_ms']['n'] for p in runs]):7.0f} {fps:>16}")  # fmt: skip
+              f" {ref['p95']:7.1f} {ref['max']:7.1f} "
+              f"{median([p['refresh_ms']['n'] for p in runs]):7.0f} {fps:>16}")  # fmt: skip
     print(f"ratio ingest / reference, p95: loop lag {ratio(p95['ingest'][0], p95['reference'][0])}, "
           f"refresh {ratio(p95['ingest'][1], p95['reference'][1])}")  # fmt: skip
     if any(p["torch_imported"] for ps in phases.values() for p in ps):

@@ -55,6 +55,7 @@ from _capture_load import (
     start_server,
     stop_server,
 )
+
 from trainledger.engines.workspace import init_workspace
 
 GOAL = 0.8
@@ -181,7 +182,8 @@ def main() -> int:
                   flush=True)  # fmt: skip
 
     labels = list(dict.fromkeys(t.label for t in trials))
-    print(f"\nper server: median frames/s (p25–p75) over {args.rounds} round(s); latency: median of the rounds' p50/p99")
+    print(f"\nper server: median frames/s (p25–p75) over {args.rounds} round(s); "
+          "latency: median of the rounds' p50/p99")
     print(f"  {'frames/body':>11}  {'server':<30} {'frames/s':>26} {'MB/s':>7} {'p50 ms':>7} {'p99 ms':>7}"
           f" {'errors':>6} {'client CPU med/max':>19}")  # fmt: skip
     for size in SIZES:

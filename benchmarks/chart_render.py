@@ -48,7 +48,7 @@ def main() -> None:
     }
     print(f"render_chart, {N:,} points -> {WIDTH}x{HEIGHT} cells, median/min of {REPEAT}")
     for name, kw in cases.items():
-        med, best = _time(lambda: render_chart(series, WIDTH, HEIGHT, markers=markers, **kw))
+        med, best = _time(lambda kw=kw: render_chart(series, WIDTH, HEIGHT, markers=markers, **kw))
         print(f"  {name:<8} {med:7.2f} ms  (min {best:.2f} ms)")
     plot_cols = 2 * (WIDTH - 6)
     med, best = _time(lambda: minmax_buckets(x, y, plot_cols, x_range=(0.0, float(N - 1))))

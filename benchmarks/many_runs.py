@@ -200,7 +200,7 @@ def main() -> int:
     ok = True
     for n in sizes:
         listed, charted = col(n, "listed"), col(n, "charted")
-        after = [c - l for l, c in zip(listed, charted)]
+        after = [c - at for at, c in zip(listed, charted)]
         print(f"  {f'{n:,} runs: run list drawn':<44} {spread(listed, 1000, ' ms')}")
         print(f"  {f'{n:,} runs: selected chart drawn':<44} {spread(charted, 1000, ' ms')}")
         print(f"  {f'{n:,} runs: chart after list':<44} {spread(after, 1000, ' ms')}")

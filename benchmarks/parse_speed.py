@@ -71,7 +71,7 @@ def main() -> None:
         timed("msgspec decode_lines into parse_lines' Struct", lambda: struct_decoder.decode_lines(buf))
         block = timed("parse_lines", lambda: parse_lines(buf))
         assert block.n == rows
-        del buf, block
+        buf = block = None  # free them before the next figures (not `del`: the lambdas above read buf)
         cache = root / "cache"
         first = RunSeries(run_dir, cache_dir=cache)
         res = timed("RunSeries first refresh (no cache, writes it)", first.refresh)

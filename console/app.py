@@ -17,15 +17,15 @@ from rich.text import Text
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.filter import LineFilter
-from textual.screen import Screen
 from textual.lazy import Lazy
+from textual.screen import Screen
 from textual.widgets import Footer, Static, TabbedContent, TabPane
 
 from trainledger.console.executor import DaemonThreadPool
 from trainledger.console.panes.capture import CapturePane
 from trainledger.console.panes.curves import CurvesPane
-from trainledger.console.prefetch import Prefetch
 from trainledger.console.panes.planned import PORTS, VERSIONS, PlannedPane
+from trainledger.console.prefetch import Prefetch
 from trainledger.console.screens.capture_session import CaptureSessionScreen
 from trainledger.console.screens.help import HelpScreen, binding_rows
 from trainledger.console.text import ControlCharacterFilter, clean, plain

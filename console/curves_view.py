@@ -16,10 +16,10 @@ from rich.text import Text
 
 from trainledger.console.widgets.chart import ChartMarker, ChartSeries
 from trainledger.console.widgets.runlist import short_label
-from trainledger.engines.safetext import clean
 from trainledger.engines.metrics.analysis import MetricSummary
-from trainledger.engines.metrics.view import MetricView, metric_view, x_of_step
 from trainledger.engines.metrics.series import SeriesSnapshot
+from trainledger.engines.metrics.view import MetricView, metric_view, x_of_step
+from trainledger.engines.safetext import clean
 from trainledger.engines.workspace import RunInfo
 
 XAxis = Literal["step", "epoch", "time"]

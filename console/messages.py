@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from textual.message import Message
+
 from trainledger.engines.metrics.series import RunSeries, SeriesSnapshot
 from trainledger.engines.metrics.view import MetricView
 from trainledger.engines.workspace import RunInfo

@@ -20,12 +20,13 @@ from typing import Any, ClassVar
 
 from rich.text import Text
 from textual import on
-from textual.worker import get_current_worker
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Container
 from textual.widget import Widget
 from textual.widgets import DataTable, Static
+from textual.worker import get_current_worker
+
 from trainledger.console.messages import (
     CaptureChanged,
     CaptureScanned,

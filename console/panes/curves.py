@@ -10,14 +10,13 @@ from __future__ import annotations
 import time
 from typing import Any, Callable
 
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widget import Widget
 from textual.widgets import DataTable, Input, Static
-
-from rich.text import Text
 
 from trainledger.console.curves_view import (
     SMOOTHING,

@@ -16,8 +16,8 @@ from textual.app import ComposeResult
 from textual.widget import Widget
 from textual.widgets import Static
 
-from trainledger.console.text import clean
 from trainledger.console.messages import CaptureChanged, PortsChanged, RegistryChanged
+from trainledger.console.text import clean
 
 
 @dataclass(frozen=True)

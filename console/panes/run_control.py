@@ -10,9 +10,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from trainledger.console.messages import RunsChanged, SystemSampled
-from trainledger.console.text import notify_plain
 from trainledger.console.screens.confirm import Confirmation, ConfirmScreen
 from trainledger.console.screens.run_control import NewRunRequest, NewRunScreen
+from trainledger.console.text import notify_plain
 from trainledger.console.widgets.runlist import RunList
 from trainledger.engines import runs as run_control
 from trainledger.engines.training.cli_checks import EXIT_OK, EXIT_STOPPED

@@ -17,6 +17,7 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
+
 from trainledger.console.text import plain
 from trainledger.console.widgets.capture_render import human_bytes, micros
 from trainledger.engines.capture.live import SessionSeen

@@ -76,7 +76,8 @@ class NewRunScreen(ModalScreen[NewRunRequest | None]):
         with Vertical():
             yield Static("New training run   (Enter starts, Esc cancels)", markup=False)
             yield Label("model")
-            yield Select([(m, m) for m in MODELS], value=self.initial_model, allow_blank=False, id="new-model", compact=True)
+            yield Select([(m, m) for m in MODELS], value=self.initial_model, allow_blank=False,
+                         id="new-model", compact=True)  # fmt: skip
             yield Label("data (optional: without it the model generates its demo data)")
             yield Input(placeholder="path to a dataset file or folder", id="new-data", compact=True)
             yield Label("backend")

@@ -14,6 +14,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Static
+
 from trainledger.console.styles import theme_style
 from trainledger.console.text import clean
 from trainledger.console.widgets.capture_render import (

@@ -8,6 +8,7 @@ from typing import Any
 
 from rich.text import Text
 from textual.app import App
+
 from trainledger.console.styles import theme_style
 from trainledger.console.text import clean, clean_lines
 from trainledger.console.widgets.capture_render import duration

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from textual.widgets import DataTable
+
 from trainledger.console.text import plain
 from trainledger.console.widgets.capture_render import human_bytes, micros
 from trainledger.engines.capture.sessions import SessionSummary

@@ -21,6 +21,7 @@ import numpy as np
 from rich.cells import cell_len
 from rich.style import Style
 from rich.text import Text
+
 from trainledger.console.widgets.chart_axes import (
     _marker_line,
     _pow10,

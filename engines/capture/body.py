@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import msgspec
 from aiohttp import web
+
 from trainledger.engines.capture import schema
 
 LISTED = 20  # rejects listed one by one in a response; the rest are only counted

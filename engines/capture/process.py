@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import msgspec
+
 from trainledger.engines.pids import pid_alive
 from trainledger.engines.procs import Expect, Launched, launch, stop, why_not_same
 from trainledger.engines.workspace import Workspace

@@ -25,6 +25,7 @@ from typing import Any
 
 import msgspec
 from aiohttp import web
+
 from trainledger.engines.capture import schema
 from trainledger.engines.capture.body import Refused, read_body, split
 from trainledger.engines.capture.process import STATE_FILE

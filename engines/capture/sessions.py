@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from trainledger.engines.capture.schema import Frame, FrameError, decode_frame, to_dict
 from trainledger.engines.metrics.tail import TailReader
 from trainledger.engines.workspace import InvalidId, validate_id

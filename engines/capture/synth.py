@@ -14,6 +14,7 @@ from typing import Any
 
 import msgspec
 import numpy as np
+
 from trainledger.engines.capture.schema import DIMS, SCHEMA_VERSION
 
 LATENT = 8

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import msgspec
+
 from trainledger.engines.workspace import (
     EVENTS_FILE,
     METRICS_FILE,

@@ -22,8 +22,14 @@ import numpy as np
 from trainledger.engines.metrics.lines import (  # noqa: F401 - the limits are re-exported
     MAX_LINE_BYTES,
     MAX_LINE_KEYS,
+)
+from trainledger.engines.metrics.lines import (
     generic_decoder as _generic,
+)
+from trainledger.engines.metrics.lines import (
     lenient_row as _lenient_row,
+)
+from trainledger.engines.metrics.lines import (
     loose_column as _loose_column,
 )
 

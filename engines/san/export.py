@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 from safetensors.numpy import load as load_safetensors
+
 from trainledger.engines.san.infer import (
     HEADS,
     SANInference,

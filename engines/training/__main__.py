@@ -31,7 +31,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, help="examples per step (default 128)")
     p.add_argument("--lr", type=float, help="learning rate (default 0.001)")
     p.add_argument("--seed", type=int, help="seed of the split, the init and the shuffling (default 0)")
-    p.add_argument("--patience", type=int, help="epochs without a better val/loss before stopping; 0 = never (default 100)")
+    p.add_argument("--patience", type=int,
+                   help="epochs without a better val/loss before stopping; 0 = never (default 100)")  # fmt: skip
     p.add_argument("--log-every", type=int, help="steps per train row (default 10)")
     p.add_argument("--phase-epoch", type=int, help="epoch at which β jumps and the LR halves; -1 = never (default 50)")
     p.add_argument("--pace", type=float, help="at most this many steps per second; 0 = unlimited (default 0)")

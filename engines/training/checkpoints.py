@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import safetensors.torch
-from safetensors.torch import load as load_safetensors  # bytes -> tensors; never pickle
 import torch
+from safetensors.torch import load as load_safetensors  # bytes -> tensors; never pickle
 from torch import Tensor, nn
 
 from trainledger.engines.workspace import atomic_write_bytes, atomic_write_json

@@ -109,7 +109,9 @@ def _load_mlx_builder(model: str) -> Any:
         from trainledger.engines.training.mlx_models import MLX_MODELS as builders
     except ModuleNotFoundError as exc:
         if exc.name and exc.name.split(".")[0] == "mlx":
-            raise CliError("--backend mlx needs the mlx package (pip install mlx, or mlx[cpu] off Apple silicon)") from None
+            raise CliError(
+                "--backend mlx needs the mlx package (pip install mlx, or mlx[cpu] off Apple silicon)"
+            ) from None
         raise
     return builders[model]
 
@@ -307,7 +309,8 @@ def _run(args: argparse.Namespace, parent: int) -> int:
         watch_parent(stop, parent)
     progress: Any = RichProgress(task.primary_metric) if sys.stdout.isatty() else PlainProgress(task.primary_metric)
     if quiet:
-        progress = lambda kind, info: None
+        def progress(kind, info):
+            return None
     elif dist is None:  # the run id and folder once they exist (under torchrun the launcher said them)
         progress = _Announce(progress)
 

@@ -61,7 +61,8 @@ BOOL: Rule = (lambda v: isinstance(v, bool)), "true or false"
 SEED: Rule = (lambda v: _is_int(v) and 0 <= v < 2**63), "an integer from 0 to 2^63-1"
 ANY_INT_OR_NULL: Rule = (lambda v: v is None or _is_int(v)), "an integer (negative or null: never)"
 NAMES: Rule = (
-    lambda v: (isinstance(v, str) and bool(v.strip())) or (isinstance(v, list) and bool(v) and all(isinstance(x, str) for x in v)),
+    lambda v: (isinstance(v, str) and bool(v.strip()))
+    or (isinstance(v, list) and bool(v) and all(isinstance(x, str) for x in v)),
     "names as \"a,b\" or a JSON list of strings",
 )  # fmt: skip
 CHECKPOINT_TAG: Rule = (lambda v: v in ("best", "last")), "best or last"
@@ -193,6 +194,7 @@ def check_base(ws: Any, model: str, base: str | None) -> Path | None:
 def read_run(ws: Any, run_id: str) -> dict[str, Any]:
     """run.json of the run --resume names."""
     import msgspec
+
     from trainledger.engines.safeio import NotRegularFile, read_regular
     from trainledger.engines.workspace import RUN_FILE
 

@@ -74,10 +74,13 @@ class RichProgress:
         elif kind in ("train", "val") and self.bar is not None:
             if kind == "val":
                 self.val = _fmt({k: v for k, v in info["metrics"].items() if k == self.primary}, self.primary)
-                self.progress.console.print(f"epoch {info['epoch']} step {info['step']} {_fmt(info['metrics'], self.primary)}")
-            train = _fmt({k: v for k, v in info["metrics"].items() if k in ("train/loss", "samples_per_s")}, "train/loss")
+                line = f"epoch {info['epoch']} step {info['step']} {_fmt(info['metrics'], self.primary)}"
+                self.progress.console.print(line)
+            shown = {k: v for k, v in info["metrics"].items() if k in ("train/loss", "samples_per_s")}
+            train = _fmt(shown, "train/loss")
             self.progress.update(self.bar, completed=info["epoch"], epoch_text=f"{info['epoch']:.2f}/{self.epochs}",
-                                 metrics="  ".join(x for x in (train if kind == "train" else "", self.val) if x))  # fmt: skip
+                                 metrics="  ".join(x for x in (train if kind == "train" else "", self.val)
+                                                   if x))  # fmt: skip
         elif kind == "end":
             self.close()
 

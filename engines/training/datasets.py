@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor
+
 from trainledger.engines.workspace import atomic_write_bytes
 
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # zip entries carry no wall-clock time

@@ -21,15 +21,14 @@ import torch
 from torch import Tensor, nn
 
 from trainledger.engines.metrics.writer import MetricsWriter
-from trainledger.engines.workspace import Workspace
-
+from trainledger.engines.training.bookkeeping import Bookkeeper, Window, record_end
 from trainledger.engines.training.checkpoints import (  # noqa: F401  (re-exported)
     CHECKPOINT_DIR,
     CHECKPOINT_SCHEMA,
     CheckpointError,
-    checkpoint_position,
     _flatten_optimizer,
     _unflatten_optimizer,
+    checkpoint_position,
     load_checkpoint,
     load_trainer_state,
     read_sidecar,
@@ -38,21 +37,20 @@ from trainledger.engines.training.checkpoints import (  # noqa: F401  (re-export
 )
 from trainledger.engines.training.loop_parts import (  # noqa: F401  (re-exported)
     LoopConfig,
+    RunResult,
     Schedule,
-    Task,
     StopFlag,
+    Task,
+    _Pacer,
+    _Start,
+    _to_device,
     install_signal_handlers,
     new_writer,
+    reopen_writer,
     stop_handling,
     system_monitor,
-    RunResult,
-    _Pacer,
-    reopen_writer,
-    _to_device,
-    _Start,
 )
-from trainledger.engines.training.bookkeeping import Bookkeeper, Window, record_end
-
+from trainledger.engines.workspace import Workspace
 
 Progress = Callable[[str, dict[str, Any]], None]
 
@@ -199,7 +197,8 @@ class Trainer:
             side = read_sidecar(run_dir / CHECKPOINT_DIR / "best.json")
             metric = self.task.primary_metric
             if metric in (side.get("metrics") or {}):
-                best = {"metric": metric, "value": side["metrics"][metric], "epoch": side.get("epoch"), "step": side.get("step")}  # fmt: skip
+                best = {"metric": metric, "value": side["metrics"][metric],
+                        "epoch": side.get("epoch"), "step": side.get("step")}  # fmt: skip
         step, epoch = checkpoint_position(sidecar, run_dir / CHECKPOINT_DIR / "last.json")
         return _Start(step=step, epochs_done=epoch, best=best)
 

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 import torch
 from torch import Tensor, nn
+
 from trainledger.engines.metrics.writer import MetricsWriter
 from trainledger.engines.workspace import Workspace
 
@@ -110,7 +111,8 @@ def stop_handling(own: StopFlag | None) -> Iterator[StopFlag]:
     """The run's stop flag: `own`, or a new one that SIGTERM/SIGINT set (main thread only),
     with the previous handlers restored afterwards."""
     stop = own or StopFlag()
-    restore: Callable[[], None] = lambda: None
+    def restore() -> None:
+        return None
     if own is None and threading.current_thread() is threading.main_thread():
         restore = install_signal_handlers(stop)
     try:
@@ -180,6 +182,7 @@ def reopen_writer(workspace: Workspace, run_id: str) -> MetricsWriter:
     same attributes its constructor sets, and leaves run.json to the caller's `update`.
     """
     import msgspec
+
     from trainledger.engines.workspace import EVENTS_FILE, METRICS_FILE, RUN_FILE
 
     run_dir = workspace.run_dir(run_id)

@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import Any
 
 import safetensors.torch
-from safetensors.torch import load as load_safetensors  # bytes -> tensors; never pickle
 import torch
+from safetensors.torch import load as load_safetensors  # bytes -> tensors; never pickle
 from torch import Tensor, nn
 
 from trainledger.engines.training import datapool

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
 from trainledger.engines.training.datasets import (
     DatasetError,
     check_finite,

@@ -28,6 +28,7 @@ import numpy as np
 import safetensors.numpy
 from mlx import nn
 from mlx.utils import tree_flatten
+
 from trainledger.engines.metrics.writer import MetricsWriter
 from trainledger.engines.training.bookkeeping import Bookkeeper, record_end
 from trainledger.engines.training.checkpoints import write_checkpoint_bytes

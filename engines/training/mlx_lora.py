@@ -31,6 +31,7 @@ import mlx.core as mx
 import numpy as np
 from mlx import nn
 from mlx.utils import tree_flatten, tree_unflatten
+
 from trainledger.engines.training.lm import EOS, EVAL_BATCH, IGNORE, LMConfig
 
 PAD_TO = 32  # batch widths are rounded up to this, so the compiled step sees few shapes
@@ -310,6 +311,7 @@ class MLXLoraTask:
     def write_adapters(self, model: nn.Module, metrics: dict[str, float]) -> None:
         """adapters.safetensors + adapters.json, through the torch path's own writer."""
         import torch
+
         from trainledger.engines.training.lora import save_adapters
 
         run_dir = self.own_run_dir()

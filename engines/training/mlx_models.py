@@ -16,6 +16,7 @@ from typing import Any
 import mlx.core as mx
 import numpy as np
 from mlx import nn
+
 from trainledger.engines.training.models import TaskOptions
 
 # ----------------------------------------------------------------------------- LVM

@@ -18,6 +18,7 @@ from typing import Any
 import mlx.core as mx
 import numpy as np
 from mlx import nn
+
 from trainledger.engines.capture.schema import DIMS
 from trainledger.engines.training.models import TaskOptions
 from trainledger.engines.training.san import HEADS, HIDDEN, SANTask

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
 from trainledger.engines.capture.schema import (
     DIMS,
     SCHEMA_VERSION,
@@ -70,7 +71,8 @@ def _read_session(file: Path) -> bytes:
         with open_regular_file(file) as fh:
             return fh.read()
     except NotRegularFile:
-        raise DatasetError(f"{file}: expected a JSONL capture session file; found {describe_kind(os.stat(file).st_mode)}") from None
+        found = describe_kind(os.stat(file).st_mode)
+        raise DatasetError(f"{file}: expected a JSONL capture session file; found {found}") from None
     except OSError as exc:
         raise DatasetError(f"{file}: cannot be read ({exc.strerror or exc})") from None
 
@@ -199,7 +201,8 @@ class SANTask:
         "patience": 8,
     }
     device = "cpu"
-    directions: ClassVar[dict[str, str]] = {"train/loss": "min", "val/loss": "min", "val/gesture_acc": "max", "val/camera_acc": "max",
+    directions: ClassVar[dict[str, str]] = {"train/loss": "min", "val/loss": "min",
+                  "val/gesture_acc": "max", "val/camera_acc": "max",
                   **{f"val/{key}": "min" for key in HEADS}, **{f"train/{key}": "min" for key in HEADS}}  # fmt: skip
 
     def __init__(

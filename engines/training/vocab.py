@@ -17,6 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
 from trainledger.engines.training.datasets import (
     DatasetError,
     check_finite,
@@ -134,7 +135,9 @@ class VocabTask:
                  data_path: Path | None = None) -> None:  # fmt: skip
         x, self.dropped = prepare(features, normalize)
         if x.shape[0] < 2 * k:
-            raise DatasetError(f"{data_path or 'features'}: {x.shape[0]} usable vectors, need at least {2 * k} for k={k}")
+            raise DatasetError(
+                f"{data_path or 'features'}: {x.shape[0]} usable vectors, need at least {2 * k} for k={k}"
+            )
         self.k, self.seed, self.normalize, self.data_path = k, seed, normalize, data_path
         order = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(seed))
         n_val = max(k, round(x.shape[0] * VAL_FRACTION))

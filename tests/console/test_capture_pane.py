@@ -18,13 +18,15 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 from textual.widgets import DataTable, Static
+
+from tests.console.conftest import settle
 from trainledger.console.app import TrainledgerApp
 from trainledger.console.messages import CaptureChanged
 from trainledger.console.panes.capture import CapturePane
-from trainledger.console.screens.confirm import ConfirmScreen
 from trainledger.console.screens.capture_session import (
     CaptureSessionScreen,
 )
+from trainledger.console.screens.confirm import ConfirmScreen
 from trainledger.console.widgets.capture_render import (
     bars,
     column_chart,
@@ -35,8 +37,6 @@ from trainledger.console.widgets.capture_server_line import start_error
 from trainledger.console.widgets.capture_table import CaptureTable
 from trainledger.engines.capture import process
 from trainledger.engines.workspace import Workspace, init_workspace
-
-from tests.console.conftest import settle
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "frozen_capture" / "ws"
 

@@ -12,10 +12,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-from trainledger.console.app import TrainledgerApp
-from trainledger.engines.workspace import Workspace
 
 from tests.console.conftest import settle
+from trainledger.console.app import TrainledgerApp
+from trainledger.engines.workspace import Workspace
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "frozen_capture" / "ws"
 CLOCK = 1_795_430_000.0 + 3600.0

@@ -12,9 +12,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from trainledger.engines.workspace import MARKER, init_workspace, list_runs
-
 from tests.console.conftest import FROZEN
+from trainledger.engines.workspace import MARKER, init_workspace, list_runs
 
 
 def tl(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 from rich.style import Style
-from textual.color import Color
 from textual.app import App, ComposeResult
+from textual.color import Color
 from textual.containers import Vertical
 from textual.widgets import Button, DataTable, Footer, Input, Label, Static, TabbedContent, TabPane
 

@@ -9,6 +9,8 @@ import sys
 from typing import Any
 
 import pytest
+
+from tests.engines.conftest import jsonl
 from trainledger.engines.metrics.writer import MetricsWriter
 from trainledger.engines.training.bookkeeping import (
     BEST_CHECKPOINT,
@@ -17,8 +19,6 @@ from trainledger.engines.training.bookkeeping import (
     is_better,
 )
 from trainledger.engines.workspace import Workspace
-
-from tests.engines.conftest import jsonl
 
 NAN, INF = math.nan, math.inf
 

@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 import torch
 from torch import Tensor
+
+from tests.engines.conftest import jsonl
 from trainledger.engines.training.bookkeeping import BEST_CHECKPOINT
 from trainledger.engines.training.checkpoints import CHECKPOINT_DIR
 from trainledger.engines.training.loop import LoopConfig, Schedule, Trainer
 from trainledger.engines.workspace import Workspace
-
-from tests.engines.conftest import jsonl
 
 try:  # MLX is absent on some platforms (no wheel): then only the torch half runs
     import mlx.core  # noqa: F401

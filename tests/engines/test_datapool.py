@@ -34,7 +34,8 @@ LINES: list[tuple[str, str | None]] = [  # (line, reject reason or None for a ke
     ("", None),  # blank: skipped, neither kept nor rejected
     (json.dumps(GOOD_CHAT), None),
     (json.dumps({"messages": [{"role": "bot", "content": "x"}, {"role": "assistant", "content": "y"}]}), "bad role"),
-    (json.dumps({"messages": [{"role": "user", "content": ""}, {"role": "assistant", "content": "y"}]}), "empty content"),
+    (json.dumps({"messages": [{"role": "user", "content": ""}, {"role": "assistant", "content": "y"}]}),
+     "empty content"),
     (json.dumps({"messages": []}), "bad messages"),
     (json.dumps({"messages": [{"role": "user", "content": "only a question"}]}), "no assistant message"),
     (json.dumps({"instruction": 3, "output": "x"}), "bad field type"),
@@ -55,7 +56,7 @@ def test_every_reject_reason_is_counted_with_its_line_numbers(tmp_path: Path) ->
     path = write_lines(tmp_path / "pool.jsonl", [line for line, _ in LINES])
     pool = read_pool(path)
     expected: dict[str, list[int]] = {}
-    for lineno, (line, reason) in enumerate(LINES, start=1):
+    for lineno, (_line, reason) in enumerate(LINES, start=1):
         if reason:
             expected.setdefault(reason, []).append(lineno)
     assert dict(pool.rejects) == {k: len(v) for k, v in expected.items()}
@@ -70,7 +71,8 @@ def test_every_reject_reason_is_counted_with_its_line_numbers(tmp_path: Path) ->
 
 def test_samples_render_to_the_documented_templates(tmp_path: Path) -> None:
     pool = read_pool(write_lines(tmp_path / "p.jsonl", [json.dumps(GOOD_INSTRUCTION), json.dumps(GOOD_CHAT),
-                                                       json.dumps({"instruction": "Say hi.", "output": "hi"})]))  # fmt: skip
+                                                       json.dumps({"instruction": "Say hi.",
+                                                                   "output": "hi"})]))  # fmt: skip
     texts = [s.text for s in pool.samples]
     assert texts[0] == "### Instruction:\nAdd.\n\n### Input:\n2 and 3\n\n### Response:\n5"
     assert texts[1] == "<|system|>\nBe brief.\n<|user|>\nHi\n<|assistant|>\nHello."

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+
 from trainledger.engines.capture.schema import check_line
 from trainledger.engines.demo import CAPTURE_LOG, DemoProcesses, prepare_demo_workspace
 from trainledger.engines.workspace import Workspace

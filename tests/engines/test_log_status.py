@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from trainledger.engines.workspace import Workspace, init_workspace
 
 
@@ -26,7 +27,8 @@ def run_script(ws: Workspace, body: str) -> tuple[subprocess.CompletedProcess[st
     script = ws.root.parent / "script.py"
     script.write_text(textwrap.dedent(body))
     env = {**os.environ, "TRAINLEDGER_WORKSPACE": str(ws.root), "TRAINLEDGER_RUN_NAME": "scripted"}
-    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60, env=env, check=False)
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60, env=env,
+                         check=False)  # fmt: skip
     runs = list(ws.runs_dir.iterdir())
     assert len(runs) == 1, (runs, out.stderr)
     rows = [json.loads(line) for line in (runs[0] / "metrics.jsonl").read_text().splitlines()]

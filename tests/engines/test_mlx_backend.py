@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from trainledger.engines.workspace import Workspace
 
 try:  # MLX is absent on some platforms (no wheel): then there is nothing to test here

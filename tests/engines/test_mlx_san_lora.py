@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 from trainledger.engines.workspace import Workspace, init_workspace
 
 mx = pytest.importorskip("mlx.core", reason="mlx is not installed")
@@ -79,6 +80,7 @@ def test_mlx_san_checkpoint_has_the_torch_names_and_loads_into_torch(
     tmp_path: Path,
 ) -> None:
     import safetensors.numpy
+
     from trainledger.engines.training import san
     from trainledger.engines.training.mlx_backend import save_mlx_checkpoint
     from trainledger.engines.training.mlx_san import MLXSAN
@@ -280,6 +282,7 @@ def test_mlx_gradient_accumulation_equals_torchs(
     """One optimizer step's group (micro-batches of 2, the last one short): the MLX loss and
     adapter gradients equal the torch LoraTask's accumulated ones, on the same adapters."""
     from mlx import nn
+
     from trainledger.engines.training.lm import make_batch
     from trainledger.engines.training.lora import AccumGroup, build, load_adapters
     from trainledger.engines.training.mlx_lora import MLXLoraTask, pack, padded_width

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import safetensors.torch
 import torch
+
 from trainledger.engines.training.lm import (
     ByteLM,
     LMConfig,
@@ -88,7 +89,7 @@ def test_gradient_accumulation_matches_one_big_batch() -> None:
     torch.manual_seed(0)
     model = ByteLM(LMConfig(d_model=16, n_layers=1, n_heads=2, context=32))
     add_lora(model, rank=2, alpha=4.0, targets=TARGETS)
-    for name, p in model.named_parameters():  # nonzero B, so every adapter gets a gradient
+    for _name, p in model.named_parameters():  # nonzero B, so every adapter gets a gradient
         torch.nn.init.normal_(p, std=0.1)
     seqs = [list(b"abc") + [256], list(b"hello") + [256], list(b"x") + [256], list(b"zz top") + [256]]
     micro = [make_batch([s]) for s in seqs]

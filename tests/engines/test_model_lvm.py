@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+
 from tests.engines.conftest import jsonl
 from trainledger.engines.training.datasets import DatasetError, write_npz
 from trainledger.engines.training.loop import LoopConfig, StopFlag, Trainer

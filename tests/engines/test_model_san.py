@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from tests.engines.conftest import jsonl
 from trainledger.engines.capture.schema import check_frame
 from trainledger.engines.training.datasets import DatasetError
 from trainledger.engines.training.loop import LoopConfig, StopFlag, Trainer
@@ -18,8 +20,6 @@ from trainledger.engines.training.san import (
     read_sessions,
 )
 from trainledger.engines.workspace import Workspace, read_run_info
-
-from tests.engines.conftest import jsonl
 
 pytestmark = pytest.mark.slow
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+
 from tests.engines.conftest import jsonl
 from trainledger.engines.training.datasets import DatasetError
 from trainledger.engines.training.loop import LoopConfig, StopFlag, Trainer

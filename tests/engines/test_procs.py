@@ -13,11 +13,11 @@ from pathlib import Path
 
 import psutil
 import pytest
+
+from tests.engines.test_demo_capture import gone, wait_for
 from trainledger.engines import procs
 from trainledger.engines.procs import Expect, Launched, StopResult
 from trainledger.engines.workspace import Workspace
-
-from tests.engines.test_demo_capture import gone, wait_for
 
 pytestmark = pytest.mark.slow
 

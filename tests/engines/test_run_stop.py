@@ -12,6 +12,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+
 from trainledger.engines.runs import StopRefused, stop_run
 from trainledger.engines.workspace import RunInfo
 

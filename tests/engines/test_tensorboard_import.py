@@ -12,6 +12,7 @@ pytest.importorskip("tensorboard")
 from tensorboard.compat.proto import event_pb2, summary_pb2
 from tensorboard.summary.writer.event_file_writer import EventFileWriter
 from tensorboard.util import tensor_util
+
 from trainledger.engines.interop.tensorboard import (
     TensorBoardImportError,
     import_logdir,

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from trainledger.engines.training.checkpoints import (
     CheckpointError,
     load_checkpoint,
@@ -90,7 +91,8 @@ BAD_FLAGS = [
     (["ternary-vae", "--resume", "../../etc"], "--resume ../../etc: invalid run id"),
     (["ternary-vae", "--run-id", "../escape"], "--run-id ../escape: invalid run id"),
     (["ternary-vae", "--run-id", ".hidden"], "--run-id .hidden: invalid run id"),
-    (["lvm-gru", "--data", "/dev/zero"], "--data /dev/zero: expected a dataset file or folder; found a character device"),
+    (["lvm-gru", "--data", "/dev/zero"],
+     "--data /dev/zero: expected a dataset file or folder; found a character device"),
     (["lvm-gru", "--data", "/no/such/file.npz"], "--data /no/such/file.npz: no such file or folder"),
     (["ternary-vae", "--base", "anything"], "--base anything: ternary-vae takes no base run"),
 ]  # fmt: skip

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from trainledger.engines.metrics.writer import MetricsWriter
 from trainledger.engines.workspace import (
     MARKER,
     InvalidId,
@@ -20,7 +21,6 @@ from trainledger.engines.workspace import (
     resolve_workspace,
     validate_id,
 )
-from trainledger.engines.metrics.writer import MetricsWriter
 
 
 @pytest.mark.parametrize("good", ["run-1", "a", "2026.11.22_x", "A" * 128])
@@ -123,7 +123,8 @@ def test_writer_writes_nan_as_null(tmp_path: Path) -> None:
 
 def test_classify_change(tmp_path: Path) -> None:
     root = tmp_path
-    c = lambda *p: classify_change(root, root.joinpath(*p))
+    def c(*p):
+        return classify_change(root, root.joinpath(*p))
     assert c("runs", "r1", "metrics.jsonl").kind == "metrics"
     assert c("runs", "r1", "metrics.jsonl").run_id == "r1"
     assert c("runs", "r1", "events.jsonl").kind == "events"

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from trainledger.engines.capture.server import serve
 from trainledger.engines.workspace import Workspace, init_workspace
 

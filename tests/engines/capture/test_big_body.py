@@ -12,12 +12,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+
+from tests.engines.capture.conftest import HEADERS, body, line
 from trainledger.engines.capture import body as body_mod
 from trainledger.engines.capture.process import ServerState, start_server, stop_server
 from trainledger.engines.capture.stats import MAX_KINDS, OTHER, Stats
 from trainledger.engines.workspace import Workspace
-
-from tests.engines.capture.conftest import HEADERS, body, line
 
 LIMIT = 8 * 1024 * 1024
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+
 from trainledger.engines.capture.client import (
     SendError,
     endpoint,
@@ -335,7 +336,8 @@ def run_cli(
     *args: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "trainledger.engines.capture", *args],
-                          check=False, capture_output=True, text=True, timeout=60, env={**os.environ, **(env or {})})  # fmt: skip
+                          check=False, capture_output=True, text=True, timeout=60,
+                          env={**os.environ, **(env or {})})  # fmt: skip
 
 
 def test_send_exit_codes(

@@ -10,11 +10,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.engines.capture.conftest import body, line, request, start_in_thread
 from trainledger.engines.capture.schema import decode_frame
 from trainledger.engines.capture.store import _append, _Open
 from trainledger.engines.workspace import Workspace
-
-from tests.engines.capture.conftest import body, line, request, start_in_thread
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from trainledger.engines.capture.live import fetch_stats
 from trainledger.engines.capture.process import (
     CaptureServerError,
@@ -165,7 +166,8 @@ def test_start_status_stats_stop_round_trip(ws: Workspace) -> None:
             and stats.fsync == "always"
         )
         out = subprocess.run(
-            [sys.executable, "-m", "trainledger.engines.capture", "status", "--workspace", str(ws.root), "--token", "tok"],
+            [sys.executable, "-m", "trainledger.engines.capture", "status", "--workspace", str(ws.root),
+             "--token", "tok"],
             check=False, capture_output=True, text=True, timeout=30,
         )  # fmt: skip
         assert out.returncode == 0, out.stderr
@@ -190,7 +192,8 @@ def test_start_failure_reports_the_log(ws: Workspace) -> None:
 def test_cli_refuses_public_bind_without_token(ws: Workspace) -> None:
     env = {k: v for k, v in os.environ.items() if k != "TRAINLEDGER_CAPTURE_TOKEN"}
     out = subprocess.run(
-        [sys.executable, "-m", "trainledger.engines.capture", "serve", "--host", "::", "--port", "0", "--workspace", str(ws.root)],
+        [sys.executable, "-m", "trainledger.engines.capture", "serve", "--host", "::", "--port", "0",
+         "--workspace", str(ws.root)],
         check=False, capture_output=True, text=True, timeout=30, env=env,
     )  # fmt: skip
     assert out.returncode == 2

@@ -8,6 +8,7 @@ import socket
 import time
 
 import pytest
+
 from trainledger.engines.capture import server as server_mod
 from trainledger.engines.capture.server import is_loopback
 from trainledger.engines.workspace import Workspace

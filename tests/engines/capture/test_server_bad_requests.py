@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+
 from trainledger.engines.workspace import Workspace
 
 from .conftest import (

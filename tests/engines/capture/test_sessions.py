@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 from trainledger.engines.capture.sessions import (
     FIRST_REJECTS,
     FPS_WINDOW,

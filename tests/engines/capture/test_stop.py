@@ -12,6 +12,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+
 from trainledger.engines.capture.process import (
     not_a_server,
     start_server,

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from trainledger.engines.capture import store as store_mod
 from trainledger.engines.capture.store import SessionStore
 from trainledger.engines.workspace import InvalidId

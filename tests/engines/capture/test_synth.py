@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import pytest
+
 from trainledger.engines.capture.schema import check_frame, check_line
 from trainledger.engines.capture.synth import BAD_KINDS, FrameSynth, encode
 

@@ -8,10 +8,10 @@ import subprocess
 import sys
 
 import pytest
-from trainledger.engines.capture.server import MIN_TOKEN, check_token
-from trainledger.engines.workspace import Workspace
 
 from tests.engines.capture.conftest import body, line, request, start_in_thread
+from trainledger.engines.capture.server import MIN_TOKEN, check_token
+from trainledger.engines.workspace import Workspace
 
 TOKEN = "0123456789abcdef-token"
 

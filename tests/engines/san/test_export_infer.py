@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
+
+from tests.engines.san.conftest import TrainedRun
 from trainledger.engines.san.export import (
     MIX_FACTORS,
     ExportError,
@@ -28,8 +30,6 @@ from trainledger.engines.san.infer import (
 )
 from trainledger.engines.san.weights import load_tensors, load_weights
 from trainledger.engines.training import san as torch_san
-
-from tests.engines.san.conftest import TrainedRun
 
 pytestmark = pytest.mark.slow
 

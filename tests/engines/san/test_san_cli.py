@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from trainledger.engines.san.cli import main
 
 from tests.engines.san.conftest import Pair, TrainedRun
+from trainledger.engines.san.cli import main
 
 pytestmark = pytest.mark.slow
 

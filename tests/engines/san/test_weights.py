@@ -8,9 +8,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-from trainledger.engines.san.weights import export_weights, load_tensors, load_weights
 
 from tests.engines.san.conftest import Pair, small_tensors
+from trainledger.engines.san.weights import export_weights, load_tensors, load_weights
 
 
 def enc(doc: Any) -> bytes:

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from trainledger.engines.san.weights import export_weights, load_tensors, load_weights
 
 CODES = {-1, -2, -3, -4}
