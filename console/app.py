@@ -28,7 +28,7 @@ from trainledger.console.panes.planned import PORTS, VERSIONS, PlannedPane
 from trainledger.console.prefetch import Prefetch
 from trainledger.console.screens.capture_session import CaptureSessionScreen
 from trainledger.console.screens.help import HelpScreen, binding_rows
-from trainledger.console.text import ControlCharacterFilter, clean, plain
+from trainledger.console.text import ControlCharacterFilter, clean, notify_plain, plain
 from trainledger.console.watcher import WorkspaceWatcher
 from trainledger.engines.workspace import Workspace
 from trainledger.themes import CSS_PATH, THEMES, choose_theme, register_themes
@@ -130,18 +130,21 @@ class TrainledgerApp(App[None]):
 
     def on_mount(self) -> None:
         if self.watch_enabled:
-            self.watcher = WorkspaceWatcher(self.workspace.root)
+            self.watcher = WorkspaceWatcher(self.workspace.root, on_error=self._watch_failed)
             for pane in self.query(CurvesPane):
-                self.watcher.subscribe(pane)
+                self.watcher.subscribe(pane, *pane.WANTS)
             for capture in self.query(CapturePane):  # none yet if it is still lazy
-                self.watcher.subscribe(capture)  # (it subscribes itself when it mounts)
+                self.watcher.subscribe(capture, *capture.WANTS)  # (it subscribes itself when it mounts)
             for planned in self.query(PlannedPane):
-                self.watcher.subscribe(planned)
+                self.watcher.subscribe(planned, *planned.spec.wants)
             self.run_worker(self.watcher.run(), group="watcher", exclusive=True,
                             exit_on_error=False, description="watch the workspace")
         if self.exit_after is not None:
             self.set_timer(self.exit_after, self._exit_with_summary)
         self.query_one(CurvesPane).query_one("#runs").focus()
+
+    def _watch_failed(self, text: str) -> None:
+        notify_plain(self, text, title="Watching the workspace", severity="warning", timeout=10)
 
     def on_unmount(self) -> None:
         if self.watcher is not None:

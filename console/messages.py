@@ -18,29 +18,66 @@ from trainledger.engines.metrics.view import MetricView
 from trainledger.engines.workspace import RunInfo
 
 
-class RunFilesChanged(Message):
+class ChangeMessage(Message, bubble=False):
+    """A workspace change from the watcher: immutable, and copied for each subscriber.
+
+    A Textual message is handled once, so the watcher posts a fresh copy to every pane that
+    subscribed to the message's type. The fields are the constructor's keyword arguments,
+    which is all `copy` needs: a new change message with fields needs no copying code.
+    """
+
+    def __init_subclass__(cls, bubble: bool | None = False, **kwargs: Any) -> None:
+        super().__init_subclass__(bubble=bubble, **kwargs)  # a change goes to its subscriber only
+
+    def __init__(self, **fields: Any) -> None:
+        super().__init__()
+        object.__setattr__(self, "_fields", fields)
+        for name, value in fields.items():
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in self.__dict__.get("_fields", ()):
+            raise AttributeError(f"{type(self).__name__}.{name} cannot be changed")
+        super().__setattr__(name, value)
+
+    def copy(self) -> ChangeMessage:
+        return type(self)(**self._fields)
+
+
+class RunFilesChanged(ChangeMessage):
     """metrics.jsonl, events.jsonl or run.json of one run changed on disk."""
 
+    run_id: str
+    kinds: frozenset[str]
+
     def __init__(self, run_id: str, kinds: frozenset[str]) -> None:
-        super().__init__()
-        self.run_id = run_id
-        self.kinds = kinds
+        super().__init__(run_id=run_id, kinds=kinds)
 
 
-class RunsChanged(Message):
+class RunsChanged(ChangeMessage):
     """A run folder appeared or disappeared."""
 
 
-class CaptureChanged(Message):
+class CaptureChanged(ChangeMessage):
     """Something under san-training/ changed."""
 
 
-class RegistryChanged(Message):
-    """Something under registry/ changed."""
+class RegistryChanged(ChangeMessage):
+    """Something under registry/ changed: `model` names the model folder (None: the top)."""
+
+    model: str | None
+
+    def __init__(self, model: str | None = None) -> None:
+        super().__init__(model=model)
 
 
-class PortsChanged(Message):
-    """The ports file changed."""
+class PortsChanged(ChangeMessage):
+    """The ports file changed; `port` is the port it concerns when that is known."""
+
+    port: int | None
+
+    def __init__(self, port: int | None = None) -> None:
+        super().__init__(port=port)
 
 
 class RunsListed(Message):

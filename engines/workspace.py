@@ -341,6 +341,7 @@ class WorkspaceChange:
     kind: ChangeKind
     run_id: str | None = None
     path: Path | None = None
+    name: str | None = None  # what a registry change concerns: the model's folder
 
 
 def classify_change(root: Path, path: str | Path) -> WorkspaceChange | None:
@@ -376,7 +377,8 @@ def classify_change(root: Path, path: str | Path) -> WorkspaceChange | None:
     if top == CAPTURES:
         return WorkspaceChange("capture", None, p)
     if top == REGISTRY:
-        return WorkspaceChange("registry", None, p)
+        model = parts[1] if len(parts) > 1 and _ID_RE.fullmatch(parts[1]) else None
+        return WorkspaceChange("registry", None, p, name=model)
     if top == PORTS_FILE:
         return WorkspaceChange("ports", None, p)
     return None

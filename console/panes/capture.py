@@ -79,6 +79,7 @@ class CapturePane(Widget):
     CapturePane .cap-block { height: auto; }
     """
 
+    WANTS = (CaptureChanged,)  # the watcher's messages this pane is sent
     BINDINGS: ClassVar[list[Binding]] = [
         Binding("enter", "open_session", "Open session", id="capture.open"),
         Binding("S", "toggle_server", "Start/stop server", id="capture.server"),
@@ -133,7 +134,7 @@ class CapturePane(Widget):
     def on_mount(self) -> None:
         watcher = getattr(self.app, "watcher", None)
         if watcher is not None:  # mounted lazily, after the app started its watcher
-            watcher.subscribe(self)
+            watcher.subscribe(self, *self.WANTS)
         self.request_scan()
         if self.poll_server:
             self._poll_server()

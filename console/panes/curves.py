@@ -28,6 +28,7 @@ from trainledger.console.curves_view import (
     metric_names,
     plotted_run_ids,
 )
+from trainledger.console.messages import RunFilesChanged, RunsChanged
 from trainledger.console.panes.curves_loader import CurvesLoader
 from trainledger.console.panes.run_control import RunControl
 from trainledger.console.prefetch import Prefetch
@@ -42,6 +43,8 @@ from trainledger.themes import marker_styles, series_styles
 
 class CurvesPane(RunControl, CurvesLoader, Widget):
     """Runs on the left, the chart of one metric for the chosen runs on the right."""
+
+    WANTS = (RunFilesChanged, RunsChanged)  # the watcher's messages this pane is sent
 
     DEFAULT_CSS = """
     CurvesPane { height: 1fr; }

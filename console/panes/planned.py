@@ -16,7 +16,7 @@ from textual.app import ComposeResult
 from textual.widget import Widget
 from textual.widgets import Static
 
-from trainledger.console.messages import CaptureChanged, PortsChanged, RegistryChanged
+from trainledger.console.messages import ChangeMessage, PortsChanged, RegistryChanged
 from trainledger.console.text import clean
 
 
@@ -27,6 +27,7 @@ class PaneSpec:
     source: str  # relative to the workspace
     command: str
     note: str
+    wants: tuple[type[ChangeMessage], ...] = ()  # the watcher's messages that change the count
 
 
 VERSIONS = PaneSpec(
@@ -35,6 +36,7 @@ VERSIONS = PaneSpec(
     "registry",
     "trainledger registry deploy",
     "The registry engine is not part of this release yet.",
+    (RegistryChanged,),
 )
 PORTS = PaneSpec(
     "Ports",
@@ -42,6 +44,7 @@ PORTS = PaneSpec(
     "ports.json",
     "trainledger serve",
     "The port servers are not part of this release yet.",
+    (PortsChanged,),
 )
 
 
@@ -51,7 +54,9 @@ def count_entries(path: Path) -> int:
         try:
             import msgspec
 
-            data = msgspec.json.decode(path.read_bytes())
+            from trainledger.engines.safeio import read_regular
+
+            data = msgspec.json.decode(read_regular(path, 16 << 20))  # a FIFO never blocks
             return len(data.get("ports", [])) if isinstance(data, dict) else 0
         except Exception:
             return 0
@@ -108,7 +113,6 @@ class PlannedPane(Widget):
         self.count = n
         self.query_one(Static).update(self._text())
 
-    @on(CaptureChanged)
     @on(RegistryChanged)
     @on(PortsChanged)
     def _changed(self) -> None:
