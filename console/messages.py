@@ -100,8 +100,10 @@ class SeriesRefreshed(Message):
         reset: bool,
         views: dict[tuple[Any, ...], MetricView | None] | None = None,
         series: RunSeries | None = None,
+        error: str | None = None,
     ) -> None:
         super().__init__()
+        self.error = error  # why the read failed ("ValueError: ..."); the old snapshot stays
         self.run_id = run_id
         self.snapshot = snapshot
         self.new_rows = new_rows
@@ -121,9 +123,10 @@ class SystemSampled(Message):
 class CaptureScanned(Message):
     """A worker scanned san-training/ (engines.capture.sessions); `snapshot` is immutable."""
 
-    def __init__(self, snapshot: Any) -> None:
+    def __init__(self, snapshot: Any, error: str | None = None) -> None:
         super().__init__()
-        self.snapshot = snapshot  # a CaptureSnapshot
+        self.snapshot = snapshot  # a CaptureSnapshot, or None when the scan failed
+        self.error = error
 
 
 class CaptureServerPolled(Message):

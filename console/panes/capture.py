@@ -32,7 +32,7 @@ from trainledger.console.messages import (
     CaptureScanned,
     CaptureServerPolled,
 )
-from trainledger.console.text import clean_lines
+from trainledger.console.text import clean_lines, notify_plain
 from trainledger.console.widgets.capture_detail import CaptureDetail
 from trainledger.console.widgets.capture_server_line import server_line, start_error
 from trainledger.console.widgets.capture_table import CaptureTable
@@ -123,6 +123,7 @@ class CapturePane(Widget):
         self._last_scan_at = 0.0
         self._server_text: Text | None = None
         self.scans = 0  # how many scans finished (tests and benchmarks read it)
+        self.scan_error: str | None = None  # why the last scan failed, until one succeeds
 
     # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
@@ -170,11 +171,13 @@ class CapturePane(Widget):
         scanner = self.scanner
 
         def work() -> None:
-            snap = None
+            snap, error = None, None
             try:
                 snap = scanner.scan(max_bytes=SCAN_BYTES)
+            except Exception as exc:  # noqa: BLE001 - shown in the pane; the next change scans again
+                error = f"{type(exc).__name__}: {exc}"
             finally:
-                self.post_message(CaptureScanned(snap))
+                self.post_message(CaptureScanned(snap, error))
 
         self.run_worker(work, thread=True, group="capture-scan", exit_on_error=False,
                         description="scan san-training/ session files")  # fmt: skip
@@ -183,6 +186,11 @@ class CapturePane(Widget):
     def _scanned(self, message: CaptureScanned) -> None:
         self._scanning = False
         self._last_scan_at = time.monotonic()
+        if message.error is not None and message.error != self.scan_error:
+            notify_plain(self, f"scanning {self.shown_path(self.workspace.captures_dir)} failed: "
+                         f"{message.error}\nit is scanned again on the next change",
+                         title="Capture", severity="error", timeout=10)  # fmt: skip
+        self.scan_error = message.error
         snap: CaptureSnapshot | None = message.snapshot
         if snap is not None:
             self.scans += 1

@@ -21,6 +21,7 @@ from textual.worker import Worker, WorkerState
 from trainledger.console.curves_view import default_metric
 from trainledger.console.messages import RunFilesChanged, RunsChanged, RunsListed, SeriesRefreshed
 from trainledger.console.prefetch import Prefetch, newest
+from trainledger.console.text import notify_plain
 from trainledger.console.widgets.runlist import RunList
 from trainledger.engines.metrics.brief import RunBrief, brief_of, read_brief
 from trainledger.engines.metrics.series import RunSeries, SeriesSnapshot
@@ -56,6 +57,7 @@ class CurvesLoader(_Base):
         self.snapshots: dict[str, SeriesSnapshot] = {}
         self.briefs: dict[str, RunBrief] = {}
         self._inflight: set[str] = set()  # series being read (by a slot or the prefetch)
+        self.read_errors: dict[str, str] = {}  # run id -> why its last read failed
         self._dirty: set[str] = set()
         self._series_queue: OrderedDict[str, None] = OrderedDict()
         self._brief_queue: OrderedDict[str, None] = OrderedDict()
@@ -189,14 +191,16 @@ class CurvesLoader(_Base):
         self._inflight.add(run_id)
 
         def work() -> None:
-            new_rows, reset, views = 0, False, {}
+            new_rows, reset, views, error = 0, False, {}, None
             try:
                 result = series.refresh()
                 new_rows, reset = result.new_rows, result.reset
                 views = self._precompute(run_id, series.snapshot())
-            except Exception:  # noqa: BLE001 - the run must never be left in flight
-                pass
-            self.post_message(SeriesRefreshed(run_id, series.snapshot(), new_rows, reset, views))
+            except Exception as exc:  # noqa: BLE001 - the run must never be left in flight
+                error = f"{type(exc).__name__}: {exc}"
+            finally:  # whatever happened: the run leaves flight and its next change reads again
+                self.post_message(SeriesRefreshed(run_id, series.snapshot(), new_rows, reset, views,
+                                                  error=error))  # fmt: skip
 
         self._slots.add(self.run_worker(work, thread=True, group=f"series:{run_id}", exit_on_error=False,
                                         description=f"read new rows of {run_id}"))  # fmt: skip
@@ -220,6 +224,7 @@ class CurvesLoader(_Base):
     def on_series_refreshed(self, message: SeriesRefreshed) -> None:
         run_id = message.run_id
         self._inflight.discard(run_id)
+        self._read_failed(run_id, message.error)
         if message.series is not None and run_id in self.infos:
             self.series.setdefault(run_id, message.series)
             self._dirty.add(run_id)  # catch up on rows written while it was being read
@@ -235,6 +240,16 @@ class CurvesLoader(_Base):
             if run_id in self.plotted():
                 self.redraw()
         self._pump()
+
+    def _read_failed(self, run_id: str, error: str | None) -> None:
+        """Say a failed read once (what failed, for which run); a good read clears it."""
+        if error is None:
+            self.read_errors.pop(run_id, None)
+            return
+        if self.read_errors.get(run_id) != error:
+            notify_plain(self, f"reading run {run_id} failed: {error}\nit is read again on its next change",
+                         title="Curves", severity="error", timeout=10)  # fmt: skip
+        self.read_errors[run_id] = error
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """A slot is free once its worker has ended (not when its message arrived)."""
