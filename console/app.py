@@ -1,6 +1,8 @@
 """The trainledger console: four panes over one workspace, fed by one watcher.
 
-The app owns the workspace, the theme and the watcher; the panes own their data.
+The app owns the workspace, the theme and the watcher; the panes own their data. The panes
+are one ordered list, `TrainledgerApp.PANES` (console/panes/base.py): tabs, number keys,
+subscriptions, help, the palette, theme changes and the headless summary all iterate it.
 Nothing here blocks on files: panes read in thread workers, the watcher is an
 async worker, and torch is never imported in this process.
 """
@@ -22,13 +24,14 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static, TabbedContent, TabPane
 
 from trainledger.console.executor import DaemonThreadPool
+from trainledger.console.panes.base import Pane, PaneEntry, number_bindings
 from trainledger.console.panes.capture import CapturePane
 from trainledger.console.panes.curves import CurvesPane
 from trainledger.console.panes.planned import PORTS, VERSIONS, PlannedPane
 from trainledger.console.prefetch import Prefetch
 from trainledger.console.screens.capture_session import CaptureSessionScreen
 from trainledger.console.screens.help import HelpScreen, binding_rows
-from trainledger.console.text import ControlCharacterFilter, clean, notify_plain, plain
+from trainledger.console.text import ControlCharacterFilter, notify_plain, plain
 from trainledger.console.watcher import WorkspaceWatcher
 from trainledger.engines.workspace import Workspace
 from trainledger.themes import CSS_PATH, THEMES, choose_theme, register_themes
@@ -42,7 +45,24 @@ def _pretty(path: Path) -> str:
     return "~" + where[len(home):] if where.startswith(home + os.sep) else where
 
 
-PANES = (("curves", "Curves"), ("capture", "Capture"), ("versions", "Versions"), ("ports", "Ports"))
+PANES: list[PaneEntry] = [
+    PaneEntry("curves", "Curves", CurvesPane,
+              lambda app: CurvesPane(app.workspace, clock=app.clock, prefetch=app.prefetch)),
+    # mounted after the first paint: the Curves chart is what must show first
+    PaneEntry("capture", "Capture", CapturePane,
+              lambda app: CapturePane(app.workspace, clock=app.clock), lazy=True,
+              screens=(("Session", CaptureSessionScreen.BINDINGS),)),
+    PaneEntry("versions", "Versions", PlannedPane,
+              lambda app: PlannedPane(VERSIONS, app.workspace.root, app.location)),
+    PaneEntry("ports", "Ports", PlannedPane,
+              lambda app: PlannedPane(PORTS, app.workspace.root, app.location)),
+]  # fmt: skip
+
+_GLOBAL_KEYS = [
+    Binding("q", "quit", "Quit", id="app.quit"),
+    Binding("question_mark", "help", "Help", id="app.help"),
+]
+_THEME_KEY = Binding("t", "next_theme", "Next theme", id="app.theme", show=False)
 
 
 class TrainledgerApp(App[None]):
@@ -50,15 +70,13 @@ class TrainledgerApp(App[None]):
     CSS_PATH = CSS_PATH
     ENABLE_COMMAND_PALETTE = True
 
-    BINDINGS = [
-        Binding("q", "quit", "Quit", id="app.quit"),
-        Binding("question_mark", "help", "Help", id="app.help"),
-        Binding("1", "show_pane('curves')", "Curves", id="app.pane.curves", show=False),
-        Binding("2", "show_pane('capture')", "Capture", id="app.pane.capture", show=False),
-        Binding("3", "show_pane('versions')", "Versions", id="app.pane.versions", show=False),
-        Binding("4", "show_pane('ports')", "Ports", id="app.pane.ports", show=False),
-        Binding("t", "next_theme", "Next theme", id="app.theme", show=False),
-    ]
+    PANES: list[PaneEntry] = PANES  # a subclass with its own list gets its number keys too
+    BINDINGS = [*_GLOBAL_KEYS, *number_bindings(PANES), _THEME_KEY]
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        if "PANES" in cls.__dict__ and "BINDINGS" not in cls.__dict__:
+            cls.BINDINGS = [*_GLOBAL_KEYS, *number_bindings(cls.PANES), _THEME_KEY]
+        super().__init_subclass__(**kwargs)  # type: ignore[arg-type]
 
     DEFAULT_CSS = """
     #topbar { dock: top; height: 1; background: $panel; color: $text; padding: 0 1; }
@@ -104,17 +122,22 @@ class TrainledgerApp(App[None]):
     # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
         yield Static(self._topbar(), id="topbar", markup=False)
-        with TabbedContent(initial="curves"):
-            with TabPane("1 Curves", id="curves"):
-                yield CurvesPane(self.workspace, clock=self.clock, prefetch=self.prefetch)
-            with TabPane("2 Capture", id="capture"):
-                # mounted after the first paint: the Curves chart is what must show first
-                yield Lazy(CapturePane(self.workspace, clock=self.clock))
-            with TabPane("3 Versions", id="versions"):
-                yield PlannedPane(VERSIONS, self.workspace.root, self.location)
-            with TabPane("4 Ports", id="ports"):
-                yield PlannedPane(PORTS, self.workspace.root, self.location)
+        with TabbedContent(initial=self.PANES[0].id):
+            for i, entry in enumerate(self.PANES, 1):
+                with TabPane(f"{i} {entry.title}" if i <= 9 else entry.title, id=entry.id):
+                    widget = entry.make(self)
+                    yield Lazy(widget) if entry.lazy else widget
         yield Footer()
+
+    def panes(self) -> list[tuple[PaneEntry, Pane]]:
+        """The mounted pane widgets with their entries, in tab order (a lazy one may be missing)."""
+        tabs = self.query_one(TabbedContent)
+        out = []
+        for entry in self.PANES:
+            found = tabs.get_pane(entry.id).query(entry.widget)
+            if found:
+                out.append((entry, found.first()))
+        return out  # type: ignore[return-value]
 
     def _topbar(self) -> Text:
         tag = f" · {self.origin}" if self.origin and self.origin != "argument" else ""
@@ -131,17 +154,13 @@ class TrainledgerApp(App[None]):
     def on_mount(self) -> None:
         if self.watch_enabled:
             self.watcher = WorkspaceWatcher(self.workspace.root, on_error=self._watch_failed)
-            for pane in self.query(CurvesPane):
+            for _, pane in self.panes():  # a lazy pane subscribes itself when it mounts
                 self.watcher.subscribe(pane, *pane.WANTS)
-            for capture in self.query(CapturePane):  # none yet if it is still lazy
-                self.watcher.subscribe(capture, *capture.WANTS)  # (it subscribes itself when it mounts)
-            for planned in self.query(PlannedPane):
-                self.watcher.subscribe(planned, *planned.spec.wants)
             self.run_worker(self.watcher.run(), group="watcher", exclusive=True,
                             exit_on_error=False, description="watch the workspace")
         if self.exit_after is not None:
             self.set_timer(self.exit_after, self._exit_with_summary)
-        self.query_one(CurvesPane).query_one("#runs").focus()
+        self._focus_in(self.PANES[0].id)
 
     def _watch_failed(self, text: str) -> None:
         notify_plain(self, text, title="Watching the workspace", severity="warning", timeout=10)
@@ -173,15 +192,13 @@ class TrainledgerApp(App[None]):
         self.push_screen(HelpScreen(self.help_rows()))
 
     def help_rows(self) -> list[tuple[str, str, str]]:
-        return binding_rows(
-            [
-                ("Global", self.BINDINGS),  # type: ignore[list-item]
-                ("Curves", CurvesPane.BINDINGS),  # type: ignore[list-item]
-                ("Capture", CapturePane.BINDINGS),  # type: ignore[list-item]
-                ("Session", CaptureSessionScreen.BINDINGS),  # type: ignore[list-item]
-                ("Help", HelpScreen.BINDINGS),  # type: ignore[list-item]
-            ]
-        )
+        groups: list[tuple[str, object]] = [("Global", self.BINDINGS)]
+        screens: list[tuple[str, object]] = []
+        for entry in self.PANES:
+            if entry.widget.BINDINGS and all(g[1] is not entry.widget.BINDINGS for g in groups):
+                groups.append((entry.title, entry.widget.BINDINGS))
+            screens.extend(entry.screens)
+        return binding_rows([*groups, *screens, ("Help", HelpScreen.BINDINGS)])  # type: ignore[list-item]
 
     def action_next_theme(self) -> None:
         names = list(THEMES)
@@ -192,28 +209,20 @@ class TrainledgerApp(App[None]):
     def watch_theme(self, _: str) -> None:
         if not self.screen_stack:  # set in __init__, before any screen exists
             return
-        for pane in self.query(CurvesPane):
+        for _, pane in self.panes():
             pane.restyle()
-        for capture in self.query(CapturePane):
-            capture.restyle()
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
-        for pane_id, title in PANES:
-            yield SystemCommand(f"Show {title}", f"Switch to the {title} pane",
-                                lambda p=pane_id: self.action_show_pane(p))
+        for entry in self.PANES:
+            yield SystemCommand(f"Show {entry.title}", f"Switch to the {entry.title} pane",
+                                lambda p=entry.id: self.action_show_pane(p))  # fmt: skip
         yield SystemCommand("Help: keys", "Every key of the console", self.action_help)
-        curves = self.query(CurvesPane)
-        if curves:
-            pane = curves.first()
-            for b in CurvesPane.BINDINGS:
+        for entry, pane in self.panes():
+            for b in entry.widget.BINDINGS:
                 assert isinstance(b, Binding)
-                action = getattr(pane, f"action_{b.action}")
-                yield SystemCommand(f"Curves: {b.description}", f"key {b.key}", action)
-        for capture in self.query(CapturePane):
-            for b in CapturePane.BINDINGS:
-                run = lambda a=b.action, c=capture: c.call_later(c.run_action, a)  # noqa: E731
-                yield SystemCommand(f"Capture: {b.description}", f"key {b.key}", run)
+                yield SystemCommand(f"{entry.title}: {b.description}", f"key {b.key}",
+                                    lambda a=b.action, w=pane: w.call_later(w.run_action, a))  # fmt: skip
 
     # ------------------------------------------------------------------ scripts
     def _exit_with_summary(self) -> None:
@@ -222,19 +231,11 @@ class TrainledgerApp(App[None]):
 
     def headless_summary(self) -> str:
         """A plain-text account of what the console held, for --headless-seconds."""
-        pane = self.query_one(CurvesPane)
-        lines = [f"runs: {len(pane.infos)}"]
-        for run_id, info in sorted(pane.infos.items()):
-            snap = pane.snapshots.get(run_id)  # only plotted runs are read in full
-            rows = f"{snap.n} rows" if snap else "not read (not plotted)"
-            lines.append(f"  {clean(run_id)}  {clean(info.status)}  {rows}")
-        if pane.state.metric:
-            lines.append(f"chart: {pane.state.metric}")
-        panes = self.query(CapturePane)  # mounted lazily: not there in the first frames
-        sessions = panes.first().merged() if panes else {}
-        server = panes.first().server_state if panes else None
-        running = server is not None and getattr(server, "alive", False)
-        lines.append(f"capture: {len(sessions)} session(s), server {server.url if running else 'stopped'}")
-        for sid, s in sorted(sessions.items()):
-            lines.append(f"  {clean(sid)}  {s.frames} frames  {s.rejected} rejected")
+        mounted = dict((entry.id, pane) for entry, pane in self.panes())
+        lines = []
+        for entry in self.PANES:
+            pane = mounted.get(entry.id)
+            text = pane.summary() if pane is not None else f"{entry.id}: not mounted yet"
+            if text:
+                lines.append(text)
         return "\n".join(lines)

@@ -32,7 +32,7 @@ from trainledger.console.messages import (
     CaptureScanned,
     CaptureServerPolled,
 )
-from trainledger.console.text import clean_lines, notify_plain
+from trainledger.console.text import clean, clean_lines, notify_plain
 from trainledger.console.widgets.capture_detail import CaptureDetail
 from trainledger.console.widgets.capture_server_line import server_line, start_error
 from trainledger.console.widgets.capture_table import CaptureTable
@@ -316,6 +316,17 @@ class CapturePane(Widget):
         info = seen(self.stats, s.id) if s is not None else None
         counts = (info.accepted, info.rejected) if info is not None else None
         self.query_one(CaptureDetail).show(s, fps_src, dict(reasons), empty, counts)
+
+    def summary(self) -> str:
+        """Sessions and the server, as text (the headless demo prints it)."""
+        sessions = self.merged()
+        state = self.server_state
+        running = state is not None and getattr(state, "alive", False)
+        where = clean(state.url) if running else "stopped"
+        lines = [f"capture: {len(sessions)} session(s), server {where}"]
+        for sid, s in sorted(sessions.items()):
+            lines.append(f"  {clean(sid)}  {s.frames} frames  {s.rejected} rejected")
+        return "\n".join(lines)
 
     def restyle(self) -> None:
         """The theme changed: colours are baked into the detail texts."""

@@ -197,6 +197,17 @@ class CurvesPane(RunControl, CurvesLoader, Widget):
             text = text[: max(1, width - 1)] + "…"
         footer.update(plain(text))
 
+    def summary(self) -> str:
+        """The run list and the chart's metric, as text (the headless demo prints it)."""
+        lines = [f"runs: {len(self.infos)}"]
+        for run_id, info in sorted(self.infos.items()):
+            snap = self.snapshots.get(run_id)  # only plotted runs are read in full
+            rows = f"{snap.n} rows" if snap else "not read (not plotted)"
+            lines.append(f"  {clean(run_id)}  {clean(info.status)}  {rows}")
+        if self.state.metric:
+            lines.append(f"chart: {clean(self.state.metric)}")
+        return "\n".join(lines)
+
     def restyle(self) -> None:
         """The theme changed: colours baked into cells and the chart must be redone."""
         if self.is_mounted:  # once the new theme's variables are in place (after its CSS refresh)

@@ -67,6 +67,7 @@ def count_entries(path: Path) -> int:
 
 
 class PlannedPane(Widget):
+    WANTS: tuple[type[ChangeMessage], ...] = ()  # set per instance from its spec
     DEFAULT_CSS = """
     PlannedPane { height: 1fr; align: center middle; }
     PlannedPane Static.empty-state { width: auto; max-width: 76; height: auto; }
@@ -75,12 +76,19 @@ class PlannedPane(Widget):
     def __init__(self, spec: PaneSpec, root: Path, location: str, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.spec = spec
+        self.WANTS = spec.wants  # per instance: Versions and Ports want different changes
         self.root = root
         self.location = location
         self.count = 0
 
     def compose(self) -> ComposeResult:
         yield Static(self._text(), classes="empty-state")
+
+    def restyle(self) -> None:
+        """Nothing holds theme colours baked in: the TCSS restyles it."""
+
+    def summary(self) -> str:
+        return f"{self.spec.title.lower()}: {self.count} {'entry' if self.count == 1 else 'entries'} (planned)"
 
     def on_mount(self) -> None:
         self.recount()
