@@ -1,7 +1,7 @@
 """One run's metrics and events as growing columns, refreshed from its run folder.
 
-The console polls a run while it trains; `RunSeries.refresh` reads only the bytes
-appended since the last call and `snapshot` hands out immutable views that the UI
+The console refreshes a run when the watcher says its files changed (it does not poll);
+`RunSeries.refresh` reads only the bytes appended since the last call and `snapshot` hands out immutable views that the UI
 thread can draw while another thread refreshes.
 """
 
