@@ -1,8 +1,8 @@
 """One run's metrics and events as growing columns, refreshed from its run folder.
 
 The console refreshes a run when the watcher says its files changed (it does not poll);
-`RunSeries.refresh` reads only the bytes appended since the last call and `snapshot` hands out immutable views that the UI
-thread can draw while another thread refreshes.
+`RunSeries.refresh` reads only the bytes appended since the last call, and `snapshot`
+hands out immutable views that the UI thread can draw while another thread refreshes.
 """
 
 from __future__ import annotations
