@@ -12,6 +12,7 @@ from rich.style import Style
 from rich.text import Text
 from textual.widget import Widget
 
+from trainledger.console.widgets.chart_axes import format_compact, format_duration
 from trainledger.console.widgets.chart_render import (
     BEST_GLYPH,
     MIN_HEIGHT,
@@ -19,8 +20,6 @@ from trainledger.console.widgets.chart_render import (
     ChartMarker,
     ChartResult,
     ChartSeries,
-    format_compact,
-    format_duration,
     render_chart,
 )
 

@@ -31,22 +31,8 @@ from trainledger.console.widgets.chart_axes import (
     _x_to_dot,
     _x_to_dots,
     _y_labels,
-    format_compact,
-    format_duration,
 )
 from trainledger.engines.metrics.downsample import minmax_buckets
-
-__all__ = [
-    "BEST_GLYPH",
-    "MIN_HEIGHT",
-    "MIN_WIDTH",
-    "ChartMarker",
-    "ChartResult",
-    "ChartSeries",
-    "format_compact",
-    "format_duration",
-    "render_chart",
-]
 
 MIN_WIDTH = 20
 MIN_HEIGHT = 5
