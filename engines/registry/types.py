@@ -120,6 +120,7 @@ class Version:
     checks: tuple[Check, ...] = ()
     verified_at: float | None = None  # the last time every artifact was re-hashed and matched
     corrupt_detail: str | None = None  # why it is corrupt, when it is
+    pruned_at: float | None = None  # when `prune` deleted its artifacts (the record stays)
 
 
 @dataclass(frozen=True)

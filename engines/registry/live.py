@@ -1,0 +1,149 @@
+"""The operations that change what is live: canary, promote, abort, rollback.
+
+A mixin of store.Registry, kept apart so each file has one job: store.py owns the
+transaction, the audit entry and the reads; these say what each operation may do and
+what it changes. Each refuses rather than guesses (Argo Rollouts users were bitten by an
+`abort` with no canary that took down the stable version: here it is refused).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from trainledger.engines.registry.types import Change, RegistryError, RegistryUsageError
+
+if TYPE_CHECKING:
+    from trainledger.engines.registry.db import Database
+
+
+class LiveOps:
+    """canary / promote / abort / rollback; needs the Registry's _run, _require_*, _activatable."""
+
+    def canary(self, model: str, version: str, traffic: int, reason: str = "") -> Change:
+        """Send `traffic` % (1-99) of requests to `version`; raising or lowering the same canary's
+        share is allowed, a second canary is refused until the first is promoted or aborted."""
+        if isinstance(traffic, bool) or not isinstance(traffic, int) or not 1 <= traffic <= 99:
+            raise RegistryUsageError(f"canary traffic must be a whole percent from 1 to 99, not {traffic!r}")
+
+        def body(db: Database, now: float) -> Change:
+            state = self._require_model(db, model)
+            target = self._require_version(db, model, version)
+            if state.active is None:
+                raise RegistryError(f"{model} has no active version for the other {100 - traffic} %: promote one")
+            if target.version == state.active:
+                raise RegistryError(f"{model} {version} is the active version already")
+            if state.canary and state.canary != target.version:
+                raise RegistryError(f"{model} {state.canary} is on canary at {state.traffic} %: "
+                                    f"promote or abort it first")  # fmt: skip
+            self._activatable(db, target, "canary", now)
+            before = state.traffic if state.canary == target.version else 0
+            db.update_model(model, now, canary=target.version, traffic=traffic, condition=None,
+                            condition_reason=None)  # fmt: skip
+            db.update_version(model, target.version, status="canary",
+                              deployed_at=target.deployed_at or now)  # fmt: skip
+            msg = (f"{model} {target.version} on canary: {before} % -> {traffic} % of requests "
+                   f"({state.active} keeps {100 - traffic} %)")  # fmt: skip
+            return Change("canary", model, state.active, target.version, msg,
+                          details={"reason": reason, "traffic_from": before, "traffic_to": traffic})  # fmt: skip
+
+        return self._guard(model, version, lambda: self._run(model, "canary", body))
+
+    def promote(self, model: str, version: str | None = None, reason: str = "") -> Change:
+        """Make the canary (or the named version) active; the version it replaces becomes the
+        rollback target. A canary of another version is cleared (back to 0 %)."""
+
+        def body(db: Database, now: float) -> Change:
+            state = self._require_model(db, model)
+            name = version or state.canary
+            if name is None:
+                raise RegistryError(f"{model} has no canary to promote; name the version to promote")
+            target = self._require_version(db, model, name)
+            if target.version == state.active:
+                raise RegistryError(f"{model} {target.version} is the active version already")
+            self._activatable(db, target, "promote", now)
+            cleared = state.canary if state.canary and state.canary != target.version else None
+            if cleared:
+                db.update_version(model, cleared, status="inactive")
+            if state.active:
+                db.update_version(model, state.active, status="inactive")
+            db.update_version(model, target.version, status="active", deployed_at=target.deployed_at or now)
+            db.update_model(model, now, active=target.version, previous=state.active or state.previous,
+                            canary=None, traffic=0, condition=None, condition_reason=None)  # fmt: skip
+            moved = f"{100 - state.traffic if state.canary == target.version else 100} % of requests move"
+            msg = (f"{model}: {state.active or 'nothing'} -> {target.version} active ({moved}); "
+                   f"rollback target {state.active or state.previous or 'none'}")  # fmt: skip
+            if cleared:
+                msg += f"; canary {cleared} cleared"
+            return Change("promote", model, state.active, target.version, msg,
+                          details={"reason": reason, "cleared_canary": cleared})  # fmt: skip
+
+        return self._guard(model, version, lambda: self._run(model, "promote", body))
+
+    def abort(self, model: str, reason: str = "", figures: dict[str, Any] | None = None) -> Change:
+        """Canary back to 0 %; refused when there is none (the active version is never touched)."""
+
+        def body(db: Database, now: float) -> Change:
+            state = self._require_model(db, model)
+            if state.canary is None:
+                raise RegistryError(f"{model} has no canary to abort; {state.active or 'nothing'} stays active")
+            db.update_version(model, state.canary, status="aborted")
+            why = reason or ("automatic: " + str(figures.get("reason", "")) if figures else "")
+            db.update_model(model, now, canary=None, traffic=0, condition="aborted", condition_reason=why or None)
+            msg = f"{model}: canary {state.canary} aborted ({state.traffic} % -> 0 %), serving {state.active}"
+            details: dict[str, Any] = {"reason": reason, "traffic_from": state.traffic, "automatic": bool(figures)}
+            if figures:
+                details["figures"] = figures
+            return Change("abort", model, state.canary, state.active, msg, details=details)
+
+        return self._run(model, "abort", body)
+
+    def rollback(self, model: str, version: str | None = None, reason: str = "",
+                 figures: dict[str, Any] | None = None) -> Change:  # fmt: skip
+        """At once to the rollback target (or the named version), clearing any canary, no steps."""
+
+        def body(db: Database, now: float) -> Change:
+            state = self._require_model(db, model)
+            name = version or state.previous
+            if name is None:
+                raise RegistryError(f"{model} has no rollback target; name the version to roll back to")
+            target = self._require_version(db, model, name)
+            if target.version == state.active:
+                raise RegistryError(f"{model} {target.version} is the active version already")
+            self._activatable(db, target, "rollback", now)
+            if state.canary and state.canary != target.version:
+                db.update_version(model, state.canary, status="inactive")
+            if state.active:
+                db.update_version(model, state.active, status="rolled_back")
+            db.update_version(model, target.version, status="active", deployed_at=target.deployed_at or now)
+            db.update_model(model, now, active=target.version, canary=None, traffic=0, condition=None,
+                            condition_reason=None, previous=self._next_target(db, model, target.version,
+                                                                              state.active))  # fmt: skip
+            msg = f"{model}: rolled back {state.active or 'nothing'} -> {target.version} (all traffic)"
+            if state.canary and state.canary != target.version:
+                msg += f"; canary {state.canary} cleared"
+            details: dict[str, Any] = {"reason": reason, "cleared_canary": state.canary, "automatic": bool(figures)}
+            if figures:
+                details["figures"] = figures
+            return Change("rollback", model, state.active, target.version, msg, details=details)
+
+        return self._guard(model, version, lambda: self._run(model, "rollback", body))
+
+    def _next_target(self, db: Database, model: str, active: str, left: str | None) -> str | None:
+        """After a rollback to `active`: the newest earlier active version still fit to go back to."""
+        statuses = {v.version: v for v in db.versions(model)}
+        for name in db.actives_newest_first(model):
+            v = statuses.get(name)
+            if name in (active, left) or v is None or v.status == "corrupt" or v.pruned_at is not None:
+                continue
+            return name
+        return None
+
+    def _guard(self, model: str, version: str | None, call: Callable[[], Change]) -> Change:
+        """Validate names before anything opens, so `../` or NUL never reaches a query or a path."""
+        from trainledger.engines.registry.store import check_name
+
+        check_name(model, "model name")
+        if version is not None:
+            check_name(version, "version")
+        return call()
