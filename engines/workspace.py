@@ -29,6 +29,7 @@ RUNS = "runs"
 CAPTURES = "san-training"
 REGISTRY = "registry"
 PORTS_FILE = "ports.json"
+REGISTRY_NOTICE = "changed"  # registry/changed: rewritten after every registry commit
 STATE_DIR = ".trainledger"
 
 RUN_FILE = "run.json"
@@ -377,8 +378,12 @@ def classify_change(root: Path, path: str | Path) -> WorkspaceChange | None:
     if top == CAPTURES:
         return WorkspaceChange("capture", None, p)
     if top == REGISTRY:
-        model = parts[1] if len(parts) > 1 and _ID_RE.fullmatch(parts[1]) else None
-        return WorkspaceChange("registry", None, p, name=model)
+        # Only the notice the store rewrites after each commit (engines/registry/store.py):
+        # registry.db and its -wal/-shm also change when a reader merely opens them, and
+        # artifacts are written before the commit that makes them mean anything.
+        if parts[1:] == (REGISTRY_NOTICE,):
+            return WorkspaceChange("registry", None, p)
+        return None
     if top == PORTS_FILE:
         return WorkspaceChange("ports", None, p)
     return None

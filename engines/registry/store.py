@@ -33,10 +33,9 @@ from trainledger.engines.registry.types import (
     RegistryUsageError,
     Version,
 )
-from trainledger.engines.workspace import InvalidId, Workspace, atomic_write_json, validate_id
+from trainledger.engines.workspace import REGISTRY_NOTICE, InvalidId, Workspace, atomic_write_json, validate_id
 
 DB_FILE = "registry.db"
-NOTICE_FILE = "changed"
 ENV_USER = "TRAINLEDGER_USER"
 
 
@@ -118,7 +117,7 @@ class Registry(LiveOps):
 
     def _notify(self, change: Change) -> None:
         try:
-            atomic_write_json(self.dir / NOTICE_FILE, {"audit": change.audit_id, "model": change.model,
+            atomic_write_json(self.dir / REGISTRY_NOTICE, {"audit": change.audit_id, "model": change.model,
                                                        "action": change.action, "time": self.clock()})  # fmt: skip
         except OSError:
             pass  # only a hint for watchers; the state is committed

@@ -32,13 +32,17 @@ def test_change_messages_are_immutable_and_copy_their_fields() -> None:
     assert not RegistryChanged.bubble and not RunsChanged.bubble
 
 
-def test_registry_changes_name_their_model(tmp_path: Path) -> None:
+def test_only_the_registry_notice_is_a_registry_change(tmp_path: Path) -> None:
+    """registry.db and its -wal/-shm change when a reader opens them, artifacts before their
+    commit: only registry/changed, rewritten after each commit, means something changed."""
     root = tmp_path
-    change = classify_change(root, root / "registry" / "lora-lm" / "state.sqlite")
-    assert change is not None and change.kind == "registry" and change.name == "lora-lm"
-    top = classify_change(root, root / "registry")
-    msgs = messages_for([c for c in (change, top, change) if c is not None])
-    assert [(type(m), m.model) for m in msgs] == [(RegistryChanged, "lora-lm"), (RegistryChanged, None)]
+    notice = classify_change(root, root / "registry" / "changed")
+    assert notice is not None and notice.kind == "registry"
+    for noise in ("registry.db", "registry.db-wal", "registry.db-shm"):
+        assert classify_change(root, root / "registry" / noise) is None
+    assert classify_change(root, root / "registry" / "artifacts" / "ab" / ("ab" * 32)) is None
+    msgs = messages_for([notice, notice])
+    assert [(type(m), m.model) for m in msgs] == [(RegistryChanged, None)]
 
 
 def test_each_message_reaches_only_the_subscribers_of_its_type(tmp_path: Path) -> None:

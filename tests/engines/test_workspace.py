@@ -134,7 +134,8 @@ def test_classify_change(tmp_path: Path) -> None:
     assert c("runs", "r1", "checkpoints", "best.safetensors") is None
     assert c(".trainledger", "cache", "x") is None
     assert c("san-training", "s.jsonl").kind == "capture"
-    assert c("registry", "db.sqlite").kind == "registry"
+    assert c("registry", "changed").kind == "registry"
+    assert c("registry", "registry.db-wal") is None
     assert c("ports.json").kind == "ports"
     assert classify_change(root, "/elsewhere/file") is None
 
