@@ -108,13 +108,12 @@ async def test_in_the_app_a_registry_change_reaches_only_the_versions_pane(tmp_p
 
         curves.post_message = spy  # type: ignore[method-assign]
         before = versions.count
-        (ws.registry_dir / "lora-lm").mkdir()
-        (ws.registry_dir / "other").mkdir()
+        (ws.registry_dir / "changed").write_text('{"audit": 1}')  # what the store writes after a commit
         for _ in range(100):
-            if versions.count == before + 2:
+            if versions.count > before:
                 break
             await pilot.pause(0.05)
-        assert versions.count == before + 2, "the Versions pane missed the registry change"
+        assert versions.count > before, "the Versions pane missed the registry change"
         (ws.runs_dir / "r1").mkdir()  # a change the Curves pane does want
         for _ in range(100):
             if RunsChanged in sent_to_curves:
