@@ -139,6 +139,9 @@ class Registry(LiveOps):
         """None if every artifact of `version` hashes to its sha256, else what is wrong."""
         if version.pruned_at is not None:
             return "its artifacts were pruned"
+        for c in version.checks:  # an import whose bytes never matched the checksum it came with
+            if c.name == "checksum" and not c.ok and not c.skipped:
+                return c.detail
         for a in version.artifacts:
             problem = blobs.check(self.dir, a.sha256, a.bytes)
             if problem:
@@ -235,6 +238,39 @@ class Registry(LiveOps):
             return Change("deploy", model, None, label, msg, details={**details, "checksum": checksum})
 
         return self._run(model, "deploy", body)
+
+    def register(self, model: str, candidate: Candidate, *, version: str, created_at: float,
+                 deployed_at: float | None = None, status: str = "inactive", corrupt_detail: str | None = None,
+                 checks: Sequence[Check] = (), reason: str = "") -> Change:  # fmt: skip
+        """Record a version as another tool kept it (importer.py): its own name, times and status
+        (`inactive`, `rolled_back` or `corrupt`), one audit entry of action `import`. The files are
+        copied as deploy copies them; nothing goes live (promote does that)."""
+        check_name(model, "model name")
+        check_name(version, "version")
+        if status not in ("inactive", "rolled_back", "corrupt"):
+            raise RegistryUsageError(f"an imported version is inactive, rolled_back or corrupt, not {status!r}")
+        for f in candidate.files:
+            for part in f.name.split("/"):
+                check_name(part, "artifact name")
+        stored = [(f.name, *blobs.store(self.dir, f.path, f.sha256)) for f in candidate.files]
+        checksum = version_checksum([(n, sha) for n, sha, _ in stored])
+
+        def body(db: Database, now: float) -> Change:
+            if db.model(model) is None:
+                db.insert_model(model, candidate.kind, now)
+            if db.version_exists(model, version):
+                raise RegistryError(f"{model} already has a version {version}; versions are never overwritten")
+            record = self._version_record(model, version, db.next_seq(model), candidate, stored, checksum, checks,
+                                          now, status, corrupt_detail)  # fmt: skip
+            db.insert_version(replace(record, created_at=created_at, deployed_at=deployed_at,
+                                      verified_at=None if status == "corrupt" else now))  # fmt: skip
+            said = f"corrupt: {corrupt_detail}" if status == "corrupt" else status
+            return Change("import", model, None, version, f"imported {candidate.source} as {model} {version} "
+                          f"({said}; sha256 {checksum[:12]}…)", details={"reason": reason, "status": status,
+                          "checksum": checksum, "source": candidate.source,
+                          "checks": [c.to_dict() for c in checks]})  # fmt: skip
+
+        return self._run(model, "import", body)
 
     def _version_record(self, model: str, label: str, seq: int, c: Candidate, stored: list[tuple[str, str, int]],
                         checksum: str, checks: Sequence[Check], now: float, status: str = "inactive",
