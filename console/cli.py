@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-COMMANDS = ("open", "demo", "init", "runs", "train", "import", "capture", "san")
+COMMANDS = ("open", "demo", "init", "runs", "train", "import", "capture", "san", "registry")
 
 EPILOG = """\
 commands:
@@ -30,6 +30,11 @@ commands:
                                    write a trained san run as san_weights.bin + san_manifest.json
   trainledger san load BIN MANIFEST
                                    check a weights pair the way the app loads it (prints the code)
+  trainledger registry deploy MODEL --run RUN
+                                   register a run's best checkpoint as a new version (checked first)
+  trainledger registry canary|promote|abort|rollback MODEL ...
+                                   move what is live; list, show, history, verify, export read it
+                                   (trainledger registry --help)
 
 The workspace is the argument, else $TRAINLEDGER_WORKSPACE, else the current folder if it
 holds a .trainledger-workspace marker, else a default workspace in your user data folder.
@@ -59,6 +64,8 @@ def _parser() -> argparse.ArgumentParser:
     p_open.add_argument(
         "--no-watch", action="store_true", help="do not watch for changes"
     )
+    readonly_help = "read-only: every key that changes something (promote, rollback, ...) is hidden and refused"
+    p_open.add_argument("--readonly", action="store_true", help=readonly_help)
 
     p_demo = sub.add_parser(
         "demo", help="start a demo training run and open the console on it"
@@ -67,6 +74,7 @@ def _parser() -> argparse.ArgumentParser:
         "--workspace", help="demo workspace (default: one in your user data folder)"
     )
     p_demo.add_argument("--theme", help=theme_help)
+    p_demo.add_argument("--readonly", action="store_true", help=readonly_help)
     p_demo.add_argument(
         "--headless-seconds",
         type=float,
@@ -114,6 +122,11 @@ def _parser() -> argparse.ArgumentParser:
         help="SAN weights: export, load, infer (see trainledger san --help)",
         add_help=False,
     )
+    sub.add_parser(
+        "registry",
+        help="the model registry: deploy, canary, promote, rollback, history (see trainledger registry --help)",
+        add_help=False,
+    )
     return parser
 
 
@@ -133,7 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from trainledger.engines.training.cli import main as train_main
 
         return train_main(argv[1:])
-    if argv and argv[0] in ("capture", "san"):  # engine CLIs with parsers of their own
+    if argv and argv[0] in ("capture", "san", "registry"):  # engine CLIs with parsers of their own
         from importlib import import_module
 
         return int(
@@ -215,7 +228,7 @@ def _cmd_open(args: argparse.Namespace) -> int:
     from trainledger.console.app import TrainledgerApp
 
     app = TrainledgerApp(
-        ws, theme=args.theme, watch=not args.no_watch, origin=origin, prefetch=prefetch
+        ws, theme=args.theme, watch=not args.no_watch, origin=origin, prefetch=prefetch, readonly=args.readonly
     )
     app.run()
     return _exit_status(app)
@@ -235,7 +248,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         capture.start()  # in the background: the console paints meanwhile
         from trainledger.console.app import TrainledgerApp
 
-        app = TrainledgerApp(ws, theme=args.theme, origin="demo", demo=procs)
+        app = TrainledgerApp(ws, theme=args.theme, origin="demo", demo=procs, readonly=args.readonly)
         if args.headless_seconds is not None:
             return _run_headless(app, ws, args.headless_seconds, trainer.pid)
         app.run()
