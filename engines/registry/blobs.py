@@ -79,6 +79,8 @@ def check(registry_dir: Path, sha256: str, size: int | None = None) -> str | Non
     path = blob_path(registry_dir, sha256)
     digest = hashlib.sha256()
     n = 0
+    if path.is_symlink():  # the bytes it points at are not ours to keep, even when they match today
+        return "a symbolic link, not the registry's own copy"
     try:
         with open_regular_file(path) as fh:
             while chunk := fh.read(CHUNK):

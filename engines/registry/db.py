@@ -146,7 +146,13 @@ class Database:
                 self.conn.execute(
                     "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', ?)", (str(SCHEMA_VERSION),)
                 )
-        row = self.conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+        try:
+            row = self.conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+        except sqlite3.OperationalError as exc:  # a first write killed before its schema committed
+            if create or "no such table" not in str(exc):
+                raise
+            self.conn.close()
+            raise FileNotFoundError(f"{path}: no registry tables yet") from None
         if row is None or int(row[0]) > SCHEMA_VERSION:
             raise RuntimeError(f"{path}: registry schema {row and row[0]} is newer than this trainledger knows")
 

@@ -130,11 +130,13 @@ class LiveOps:
         return self._guard(model, version, lambda: self._run(model, "rollback", body))
 
     def _next_target(self, db: Database, model: str, active: str, left: str | None) -> str | None:
-        """After a rollback to `active`: the newest earlier active version still fit to go back to."""
+        """After a rollback to `active`: the newest earlier active version still fit to go back to
+        (not corrupt, not pruned, and not one a rollback moved off: a second rollback walks back
+        through history instead of landing on what the first one left)."""
         statuses = {v.version: v for v in db.versions(model)}
         for name in db.actives_newest_first(model):
             v = statuses.get(name)
-            if name in (active, left) or v is None or v.status == "corrupt" or v.pruned_at is not None:
+            if name in (active, left) or v is None or v.status in ("corrupt", "rolled_back") or v.pruned_at is not None:
                 continue
             return name
         return None

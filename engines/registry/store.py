@@ -85,7 +85,12 @@ class Registry(LiveOps):
                 return None
             if create:
                 self.dir.mkdir(parents=True, exist_ok=True)
-            self._db = Database(self.dir / DB_FILE, create=create)
+            try:
+                self._db = Database(self.dir / DB_FILE, create=create)
+            except FileNotFoundError:  # gone, or its first write was killed before the schema: empty
+                if create:
+                    raise
+                return None
         return self._db
 
     def _writer(self) -> Database:
@@ -150,9 +155,12 @@ class Registry(LiveOps):
 
     def _activatable(self, db: Database, version: Version, action: str, now: float) -> None:
         """Refuse (and mark corrupt) a version whose bytes do not match; called inside the write."""
+        if version.pruned_at is not None:  # deleted on purpose: refused, but not corrupt
+            raise RegistryError(f"refused: {version.model} {version.version} was pruned (its artifacts are deleted); "
+                                f"nothing went live")  # fmt: skip
         problem = self._verify_bytes(version)
-        if problem is None:
-            db.update_version(version.model, version.version, verified_at=now)
+        if problem is None:  # a version once marked corrupt whose bytes match again drops the old reason
+            db.update_version(version.model, version.version, verified_at=now, corrupt_detail=None)
             return
         exc = _Corrupt(f"refused: {version.model} {version.version} is corrupt ({problem}); nothing went live",
                        problem)  # fmt: skip
@@ -161,7 +169,9 @@ class Registry(LiveOps):
 
     def _run(self, model: str, action: str, body: Callable[[Database, float], Change]) -> Change:
         """Run `body` in one write transaction; a corrupt target is marked in a transaction of its own."""
-        db = self._writer()
+        db = self._writer() if action in ("deploy", "import") else self._open(create=False)
+        if db is None:  # only deploy and import create the registry; a refusal writes nothing
+            raise RegistryError(f"no model {model!r} in the registry (the registry is empty)")
         now = self.clock()
         try:
             with db.write():
@@ -221,6 +231,7 @@ class Registry(LiveOps):
         checksum = version_checksum([(n, sha) for n, sha, _ in stored])
 
         def body(db: Database, now: float) -> Change:
+            self._blobs_still_there(candidate, stored)
             current = db.model(model)
             if current is None:
                 db.insert_model(model, candidate.kind, now)
@@ -256,6 +267,7 @@ class Registry(LiveOps):
         checksum = version_checksum([(n, sha) for n, sha, _ in stored])
 
         def body(db: Database, now: float) -> Change:
+            self._blobs_still_there(candidate, stored)
             if db.model(model) is None:
                 db.insert_model(model, candidate.kind, now)
             if db.version_exists(model, version):
@@ -271,6 +283,13 @@ class Registry(LiveOps):
                           "checks": [c.to_dict() for c in checks]})  # fmt: skip
 
         return self._run(model, "import", body)
+
+    def _blobs_still_there(self, candidate: Candidate, stored: list[tuple[str, str, int]]) -> None:
+        """Inside the write: a prune that committed between our copy and this transaction may have
+        deleted bytes no committed version named yet; copy those again before we name them."""
+        for f, (_, sha, _) in zip(candidate.files, stored, strict=True):
+            if not os.path.lexists(blobs.blob_path(self.dir, sha)):
+                blobs.store(self.dir, f.path, sha)
 
     def _version_record(self, model: str, label: str, seq: int, c: Candidate, stored: list[tuple[str, str, int]],
                         checksum: str, checks: Sequence[Check], now: float, status: str = "inactive",
@@ -315,9 +334,9 @@ class Registry(LiveOps):
                     db.update_version(v.model, v.version, status="corrupt", corrupt_detail=problem)
                 elif v.status == "corrupt":
                     state = db.model(v.model)
-                    live = state and v.version in (state.active, state.canary)
-                    db.update_version(v.model, v.version, status="active" if live else "inactive",
-                                      corrupt_detail=None, verified_at=now)  # fmt: skip
+                    status = "active" if state and v.version == state.active else (
+                        "canary" if state and v.version == state.canary else "inactive")  # fmt: skip
+                    db.update_version(v.model, v.version, status=status, corrupt_detail=None, verified_at=now)
                 else:
                     db.update_version(v.model, v.version, verified_at=now)
             audit_id = None
@@ -348,10 +367,13 @@ class Registry(LiveOps):
                           details={"reason": reason, "pruned": [v.version for v in doomed], "keep": keep})
 
         change = self._run(check_name(model, "model name"), "prune", body)
-        db = self._writer()
-        for sha in {a.sha256 for v in doomed for a in v.artifacts}:
-            if not db.sha_in_use(sha):  # another version may share the bytes
-                blobs.remove(self.dir, sha)
+        shas = {a.sha256 for v in doomed for a in v.artifacts}
+        if shas:
+            db = self._writer()
+            with db.write():  # under the lock, as a deploy checks its copied blobs under it
+                for sha in shas:
+                    if not db.sha_in_use(sha):  # another version may share the bytes
+                        blobs.remove(self.dir, sha)
         return change
 
     # ------------------------------------------------------------------ reads
