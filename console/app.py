@@ -27,10 +27,14 @@ from trainledger.console.executor import DaemonThreadPool
 from trainledger.console.panes.base import Pane, PaneEntry, number_bindings
 from trainledger.console.panes.capture import CapturePane
 from trainledger.console.panes.curves import CurvesPane
-from trainledger.console.panes.planned import PORTS, VERSIONS, PlannedPane
+from trainledger.console.panes.planned import PORTS, PlannedPane
+from trainledger.console.panes.versions import VersionsPane
 from trainledger.console.prefetch import Prefetch
+from trainledger.console.screens.canary_prompt import CanaryPrompt
 from trainledger.console.screens.capture_session import CaptureSessionScreen
 from trainledger.console.screens.help import HelpScreen, binding_rows
+from trainledger.console.screens.run_picker import RunPicker
+from trainledger.console.screens.version_history import VersionHistory
 from trainledger.console.text import ControlCharacterFilter, notify_plain, plain
 from trainledger.console.watcher import WorkspaceWatcher
 from trainledger.engines.workspace import Workspace
@@ -52,8 +56,10 @@ PANES: list[PaneEntry] = [
     PaneEntry("capture", "Capture", CapturePane,
               lambda app: CapturePane(app.workspace, clock=app.clock), lazy=True,
               screens=(("Session", CaptureSessionScreen.BINDINGS),)),
-    PaneEntry("versions", "Versions", PlannedPane,
-              lambda app: PlannedPane(VERSIONS, app.workspace.root, app.location)),
+    PaneEntry("versions", "Versions", VersionsPane,
+              lambda app: VersionsPane(app.workspace, clock=app.clock), lazy=True,
+              screens=(("Canary prompt", CanaryPrompt.BINDINGS), ("Run picker", RunPicker.BINDINGS),
+                       ("History", VersionHistory.BINDINGS))),
     PaneEntry("ports", "Ports", PlannedPane,
               lambda app: PlannedPane(PORTS, app.workspace.root, app.location)),
 ]  # fmt: skip
@@ -95,6 +101,7 @@ class TrainledgerApp(App[None]):
         clock: Callable[[], float] = time.time,
         location: str | None = None,
         prefetch: Prefetch | None = None,
+        readonly: bool = False,
     ) -> None:
         self._requested_theme = choose_theme(theme, os.environ)  # fails early on a bad name
         # Under NO_COLOR Textual adds a filter: with ansi_color it is NoColor (the terminal's
@@ -109,6 +116,7 @@ class TrainledgerApp(App[None]):
         self.origin = origin
         self.demo = demo
         self.clock = clock
+        self.readonly = readonly  # --readonly: panes hide and refuse every key that writes
         self.watcher: WorkspaceWatcher | None = None
         self.exit_after: float | None = None
         self.summary = ""

@@ -275,6 +275,21 @@ class CurvesPane(RunControl, CurvesLoader, Widget):
         if self.is_mounted:
             self._update_footer(self.plotted())
 
+    # ------------------------------------------------------------------ the Versions pane's calls
+    def show_registered(self, run_ids: frozenset[str]) -> None:
+        """Mark the runs that have a registered version (the Versions pane reads the registry)."""
+        self.query_one(RunList).set_registered(run_ids)
+        self._sync_list()
+
+    def show_run(self, run_id: str) -> bool:
+        """Put the cursor on `run_id` (enter on a version); False if the run is not listed."""
+        runlist = self.query_one(RunList)
+        if run_id not in runlist.order:
+            return False
+        runlist.move_cursor(row=runlist.order.index(run_id))
+        runlist.focus()
+        return True
+
     # ------------------------------------------------------------------ actions
     def _step_metric(self, delta: int) -> None:
         names = self.current_names()

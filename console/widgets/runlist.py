@@ -131,7 +131,7 @@ def _look(cell: Text | str) -> tuple[str, str]:
 
 
 class RunList(DataTable[Text | str]):
-    """Runs, newest first. Marks: ◆ pinned baseline, ✓ selected for comparison."""
+    """Runs, newest first. Marks: ◆ pinned baseline, ✓ selected for comparison, ® has a registered version."""
 
     DEFAULT_CSS = """
     RunList { height: 1fr; overflow-x: hidden; }
@@ -157,6 +157,7 @@ class RunList(DataTable[Text | str]):
         self._restore: str | None = None  # the cursor's run across a column rebuild
         self.wide = False
         self.extra = False  # rate, ETA and CPU/RSS/GPU columns too
+        self.registered: frozenset[str] = frozenset()  # runs with a registered version (the Versions pane says)
 
     @property
     def columns_shown(self) -> tuple[tuple[str, str, int], ...]:
@@ -254,6 +255,11 @@ class RunList(DataTable[Text | str]):
         """The theme changed: the next sync compares every row's cells again."""
         self._inputs = {}
 
+    def set_registered(self, run_ids: frozenset[str]) -> None:
+        """Mark these runs ®; the next sync redraws the rows whose mark changed."""
+        self.registered = run_ids
+        self._inputs = {}
+
     def update_run(
         self,
         info: RunInfo,
@@ -291,7 +297,10 @@ class RunList(DataTable[Text | str]):
         system: dict[str, dict[str, Any]] | None = None,
     ) -> tuple[Text | str, ...]:
         mark = ("◆" if info.id == pinned else " ") + ("✓" if info.id in selected else " ")
-        name = plain(mark + short_label(clean(info.label)))
+        if info.id in self.registered:  # a run without a version keeps its row as it was
+            name = plain(mark + "®" + short_label(clean(info.label), NAME_WIDTH - 1))
+        else:
+            name = plain(mark + short_label(clean(info.label)))
         cells: tuple[Text | str, ...] = (name, self._status(info), plain(progress_text(brief)))
         if self.extra:
             cells += tuple(plain(c) for c in extra_cells(info, brief, (system or {}).get(info.id)))

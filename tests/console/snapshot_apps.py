@@ -19,3 +19,27 @@ def frozen_app(theme: str = "trainledger-dark") -> TrainledgerApp:
     return TrainledgerApp(
         Workspace(dest), theme=theme, watch=False, clock=lambda: CLOCK, location="~/frozen_ws"
     )
+
+
+_REGISTRY_WS: list[Path] = []  # the frozen workspace with the fixture registry, built once
+
+
+def _registry_ws() -> Path:
+    if not _REGISTRY_WS:
+        from tests.console.registry_fixture import build_registry
+
+        built = Path(tempfile.mkdtemp(prefix="tl-snap-reg-")) / "frozen_ws"
+        shutil.copytree(FROZEN, built)
+        build_registry(Workspace(built))
+        _REGISTRY_WS.append(built)
+    return _REGISTRY_WS[0]
+
+
+def versions_app(theme: str = "trainledger-mono", readonly: bool = False) -> TrainledgerApp:
+    """The frozen workspace plus the fixture registry (tests/console/registry_fixture.py)."""
+    dest = Path(tempfile.mkdtemp(prefix="tl-snap-")) / "frozen_ws"
+    shutil.copytree(_registry_ws(), dest)
+    app = TrainledgerApp(Workspace(dest), theme=theme, watch=False, clock=lambda: CLOCK, location="~/frozen_ws",
+                         readonly=readonly)  # fmt: skip
+    app.animation_level = "none"  # the tab underline's slide only costs time; the last frame is the same
+    return app

@@ -17,7 +17,7 @@ from trainledger.console.messages import (
     RunsChanged,
 )
 from trainledger.console.panes.curves import CurvesPane
-from trainledger.console.panes.planned import PlannedPane
+from trainledger.console.panes.versions import VersionsPane
 from trainledger.console.watcher import WorkspaceWatcher, messages_for
 from trainledger.engines.workspace import classify_change, init_workspace
 
@@ -97,7 +97,7 @@ async def test_in_the_app_a_registry_change_reaches_only_the_versions_pane(tmp_p
     app = TrainledgerApp(ws, watch=True)
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.pause(0.5)
-        versions = [p for p in app.query(PlannedPane) if p.spec.title == "Versions"][0]
+        versions = app.query_one(VersionsPane)  # mounted after the first paint, well within the pause
         curves = app.query_one(CurvesPane)
         sent_to_curves: list[type] = []
         post = curves.post_message
@@ -107,13 +107,13 @@ async def test_in_the_app_a_registry_change_reaches_only_the_versions_pane(tmp_p
             return post(message)
 
         curves.post_message = spy  # type: ignore[method-assign]
-        before = versions.count
+        before = versions.loads
         (ws.registry_dir / "changed").write_text('{"audit": 1}')  # what the store writes after a commit
         for _ in range(100):
-            if versions.count > before:
+            if versions.loads > before:
                 break
             await pilot.pause(0.05)
-        assert versions.count > before, "the Versions pane missed the registry change"
+        assert versions.loads > before, "the Versions pane missed the registry change"
         (ws.runs_dir / "r1").mkdir()  # a change the Curves pane does want
         for _ in range(100):
             if RunsChanged in sent_to_curves:
