@@ -5,7 +5,9 @@ Each trainer runs as `python -m trainledger.engines.training`, started by the la
 (`procs.launch`: a session of its own, log in <workspace>/.trainledger/logs/<run-id>.log,
 `--exit-with-parent`), stops cleanly on SIGTERM and exits by itself when its parent dies.
 Nothing here imports torch, so starting a trainer returns at once. The capture sender lives
-the same way; the server is started and stopped through capture.process.
+the same way; the server is started and stopped through capture.process. Beside the first
+trainer runs the registry seeder (registry/demo_seed.py), which turns that run's best
+checkpoints into the demo model's active version, rollback target and canary.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ MODEL = "ternary-vae"
 CAPTURE_RATE = 30.0  # frames per second, a phone's camera rate
 CAPTURE_BAD_EVERY = 97  # a broken line about every 3 s: the Capture pane shows rejects
 CAPTURE_LOG = "capture-stream.log"
+SEED_LOG = "registry-seed.log"
 
 # About 4 minutes on one core: best val/loss near epoch 5, the β/LR phase change spikes the
 # loss at epoch 50, early stop ~100 epochs after the best. 139 steps per epoch at 64 steps/s
@@ -67,8 +70,10 @@ def prepare_demo_workspace(path: Path | None = None) -> Workspace:
 class DemoProcesses:
     """The trainers and the capture stream started for one demo session; stop_all() ends them."""
 
-    def __init__(self, ws: Workspace) -> None:
+    def __init__(self, ws: Workspace, *, register: bool = True) -> None:
         self.ws = ws
+        self.register = register  # seed the registry from the first trainer's run
+        self._seeder: Launched | None = None
         self._trainers: list[Launched] = []
         self._run_ids: dict[int, str] = {}
         self._sender: Launched | None = None
@@ -97,7 +102,19 @@ class DemoProcesses:
         trainer = launch(args, self.logs_dir / f"{run_id}.log", exit_with_parent=True)
         self._trainers.append(trainer)
         self._run_ids[trainer.pid] = run_id
+        if self.register and self._seeder is None:
+            self._start_seeder(run_id)
         return _popen(trainer)
+
+    def _start_seeder(self, run_id: str) -> None:
+        """The registry seeder for `run_id`; it exits by itself once the demo model is in place."""
+        args = [sys.executable, "-m", "trainledger.engines.registry.demo_seed",
+                "--workspace", str(self.ws.root), "--run", run_id]  # fmt: skip
+        self._seeder = launch(args, self.logs_dir / SEED_LOG, exit_with_parent=True)
+
+    @property
+    def seeder(self) -> subprocess.Popen[bytes] | None:
+        return _popen(self._seeder) if self._seeder is not None else None
 
     def _new_run_id(self) -> str:
         while True:
@@ -176,10 +193,10 @@ class DemoProcesses:
             self._capture = None
 
     def stop_all(self, timeout: float = 5.0) -> None:
-        """SIGTERM every trainer's and the sender's process group together, wait up to
+        """SIGTERM every trainer's, the sender's and the seeder's process group together, wait up to
         `timeout` for all of them, SIGKILL the rest; then stop the capture server."""
-        sender = [self._sender] if self._sender is not None else []
-        stop_all([*self._running(), *sender], timeout, group=True)
+        others = [p for p in (self._sender, self._seeder) if p is not None]
+        stop_all([*self._running(), *others], timeout, group=True)
         self._stop_server(timeout)
 
     def __enter__(self) -> Self:
