@@ -213,9 +213,9 @@ class Registry(LiveOps):
         name = version or f"v{db.next_seq(model) if db and state else 1}"
         details: dict[str, Any] = {"reason": reason, "source": candidate.source,
                                    "checks": [c.to_dict() for c in checks]}  # fmt: skip
-        what = f"{candidate.source}" + (
-            f" (epoch {candidate.epoch}, {'best' if candidate.is_best else 'not the best'}"
-            f"{', the last epoch' if candidate.is_last else f', last epoch {candidate.last_epoch}'})"
+        what = candidate.source + (  # the source names the epoch; say what seed 002 could not
+            f": {'the best' if candidate.is_best else 'NOT the best'}, "
+            f"{'the last epoch' if candidate.is_last else f'the last epoch is {candidate.last_epoch}'}"
             if candidate.epoch is not None else ""
         )  # fmt: skip
         if failed:
