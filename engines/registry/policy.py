@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 from trainledger.engines.registry.types import RegistryUsageError
@@ -46,10 +46,19 @@ class Thresholds:
 
     def __post_init__(self) -> None:
         self.validate()
+        for f in fields(self):  # 5000 and 5000.0 are the same limit: stored as a float
+            if f.name not in _INT_FIELDS:
+                object.__setattr__(self, f.name, float(getattr(self, f.name)))
 
     @property
     def max_memory_bytes(self) -> int:
+        """The memory limit in bytes (6 GiB: 6 * 1024**3)."""
         return int(self.max_memory_gb * GIB)
+
+    @property
+    def max_mean_latency_ms(self) -> float:
+        """`max_latency_ms` under the name of the figure it bounds (a window's mean response time)."""
+        return self.max_latency_ms
 
     def validate(self) -> None:
         """Raise RegistryUsageError naming the first bad field (wrong type, bool, negative, NaN)."""
@@ -67,8 +76,7 @@ class Thresholds:
             raise RegistryUsageError("window_s must be above 0")
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: (getattr(self, f.name) if f.name in _INT_FIELDS else float(getattr(self, f.name)))
-                for f in fields(self)}  # fmt: skip
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Thresholds:
@@ -98,9 +106,9 @@ class Window:
     error: str | None = None
 
     @property
-    def error_rate(self) -> float | None:
-        """Failed requests over requests; None for a window without requests."""
-        return self.errors / self.requests if self.requests else None
+    def error_rate(self) -> float:
+        """Failed requests over requests; 0 for a window without requests."""
+        return self.errors / self.requests if self.requests else 0.0
 
     @property
     def duration_s(self) -> float:
@@ -126,7 +134,6 @@ class Verdict:
 
     outcome: VerdictOutcome
     reason: str
-    thresholds: Thresholds
     measurements: tuple[Measurement, ...] = ()
     threshold: str | None = None  # a THRESHOLD_NAMES entry, or "consecutive_errors"
     observed: float | None = None
@@ -134,25 +141,29 @@ class Verdict:
     window: Window | None = None
     failed_windows: int = 0
     consecutive_errors: int = 0
+    thresholds: Thresholds = field(default_factory=Thresholds)  # what it was judged against
 
     def figures(self) -> dict[str, Any]:
         """A JSON-able account of the verdict, kept in the audit log of an automatic rollback."""
         w = self.window
         window = None if w is None else {
-            "start": _finite(w.start), "end": _finite(w.end), "requests": w.requests, "errors": w.errors,
-            "mean_latency_ms": _finite(w.mean_latency_ms), "memory_bytes": w.memory_bytes, "error": w.error,
+            "start": _number(w.start), "end": _number(w.end), "requests": _number(w.requests),
+            "errors": _number(w.errors), "mean_latency_ms": _number(w.mean_latency_ms),
+            "memory_bytes": _number(w.memory_bytes), "error": None if w.error is None else str(w.error),
         }  # fmt: skip
         return {
             "outcome": self.outcome, "reason": self.reason, "threshold": self.threshold,
-            "observed": _finite(self.observed), "limit": _finite(self.limit), "window": window,
+            "observed": _number(self.observed), "limit": _number(self.limit), "window": window,
             "windows": len(self.measurements), "failed_windows": self.failed_windows,
             "consecutive_errors": self.consecutive_errors, "thresholds": self.thresholds.to_dict(),
         }  # fmt: skip
 
 
-def _finite(x: float | None) -> float | None:
-    """NaN and infinities are not JSON: stored as null."""
-    return x if x is None or math.isfinite(x) else None
+def _number(x: Any) -> float | int | None:
+    """A figure as JSON: a finite int or float as is; NaN, infinities, bools and anything else as null."""
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        return None
+    return x if math.isfinite(x) else None
 
 
 def _bad_figures(w: Window) -> str | None:
@@ -198,8 +209,8 @@ def judge(thresholds: Thresholds, window: Window) -> Measurement:
     if bad is not None:
         return Measurement("error", window, f"bad figures: {bad}")
     if window.requests < thresholds.min_requests:
-        return Measurement("inconclusive", window, f"only {window.requests} requests over {window.duration_s:g} s; "
-                                                   f"{thresholds.min_requests} needed")  # fmt: skip
+        return Measurement("inconclusive", window, f"only {window.requests} requests in the window "
+                                                   f"(needs {thresholds.min_requests})")  # fmt: skip
     checks: list[tuple[str, float | None, float]] = [
         ("error_rate", window.error_rate, thresholds.max_error_rate),
         ("mean_latency_ms", window.mean_latency_ms, thresholds.max_latency_ms),
@@ -211,55 +222,62 @@ def judge(thresholds: Thresholds, window: Window) -> Measurement:
         assert seen is not None
         return Measurement("fail", window, f"{_describe(name, seen, limit)} {_over(window)}", name, seen, limit,
                            tuple(n for n, _, _ in failing))  # fmt: skip
-    seen_parts = []
-    if window.error_rate is not None:
-        seen_parts.append(f"error rate {window.error_rate:.1%}")
+    seen_parts = [f"error rate {window.error_rate:.1%}"]
     if window.mean_latency_ms is not None:
         seen_parts.append(f"mean {window.mean_latency_ms:g} ms")
     if window.memory_bytes is not None:
         seen_parts.append(f"memory {window.memory_bytes / GIB:.2f} GiB")
-    return Measurement("pass", window, f"within thresholds {_over(window)}: {', '.join(seen_parts) or 'no figures'}")
+    return Measurement("pass", window, f"within thresholds {_over(window)}: {', '.join(seen_parts)}")
 
 
 def evaluate(thresholds: Thresholds, windows: Iterable[Window]) -> Verdict:
     """Judge windows oldest first and stop at the first fail.
 
     Fail when the failed windows exceed `failure_limit` (the window that tipped it decides), or
-    when the measurement errors in a row exceed `consecutive_error_limit`. A pass resets the error
-    run; an inconclusive window neither counts nor resets it. Otherwise the verdict is "pass" if
-    the last window that passed or failed passed, else "inconclusive".
+    when the measurement errors in a row exceed `consecutive_error_limit`. A measurement that was
+    taken (pass or fail) resets the error run, as in Argo; an inconclusive window neither counts
+    nor resets it. Otherwise the verdict is "pass" when the last window that was not inconclusive
+    passed (so at least one did), else "inconclusive".
     """
     judged: list[Measurement] = []
     failed = errors_in_row = 0
-    last_decisive: Measurement | None = None
+    last: Measurement | None = None  # the last measurement that was not inconclusive
+
+    def verdict(outcome: VerdictOutcome, reason: str, **decided: Any) -> Verdict:
+        return Verdict(outcome, reason, tuple(judged), failed_windows=failed, consecutive_errors=errors_in_row,
+                       thresholds=thresholds, **decided)  # fmt: skip
+
     for window in windows:
         m = judge(thresholds, window)
         judged.append(m)
+        if m.outcome == "inconclusive":
+            continue
+        last = m
+        if m.outcome == "error":
+            errors_in_row += 1
+            if errors_in_row > thresholds.consecutive_error_limit:
+                text = window.error if window.error is not None else m.reason
+                reason = (f"the measurement could not be taken {errors_in_row} times in a row "
+                          f"(consecutive error limit {thresholds.consecutive_error_limit}); last: {text}")  # fmt: skip
+                return verdict("fail", reason, threshold="consecutive_errors", observed=errors_in_row,
+                               limit=thresholds.consecutive_error_limit, window=window)  # fmt: skip
+            continue
+        errors_in_row = 0
         if m.outcome == "fail":
             failed += 1
-            last_decisive = m
             if failed > thresholds.failure_limit:
                 tally = ("first failed window (failure limit 0)" if thresholds.failure_limit == 0
                          else f"{failed} failed windows > failure limit {thresholds.failure_limit}")  # fmt: skip
-                return Verdict("fail", f"{m.reason}; {tally}", thresholds, tuple(judged), m.threshold, m.observed,
-                               m.limit, window, failed, errors_in_row)  # fmt: skip
-        elif m.outcome == "pass":
-            errors_in_row = 0
-            last_decisive = m
-        elif m.outcome == "error":
-            errors_in_row += 1
-            if errors_in_row > thresholds.consecutive_error_limit:
-                reason = (f"could not be measured {errors_in_row} times in a row "
-                          f"(limit {thresholds.consecutive_error_limit}): {m.reason}")  # fmt: skip
-                return Verdict("fail", reason, thresholds, tuple(judged), "consecutive_errors", errors_in_row,
-                               thresholds.consecutive_error_limit, window, failed, errors_in_row)  # fmt: skip
+                return verdict("fail", f"{m.reason}; {tally}", threshold=m.threshold, observed=m.observed,
+                               limit=m.limit, window=window)  # fmt: skip
     if not judged:
-        return Verdict("inconclusive", "no windows measured yet", thresholds)
-    if last_decisive is not None and last_decisive.outcome == "pass":
-        return Verdict("pass", f"last decisive window: {last_decisive.reason}", thresholds, tuple(judged),
-                       failed_windows=failed, consecutive_errors=errors_in_row)  # fmt: skip
-    why = (f"last window: {judged[-1].reason}" if last_decisive is None
-           else f"last decisive window failed ({failed} failed, failure limit {thresholds.failure_limit}): "
-              f"{last_decisive.reason}")
-    return Verdict("inconclusive", why, thresholds, tuple(judged), failed_windows=failed,
-                   consecutive_errors=errors_in_row)  # fmt: skip
+        return verdict("inconclusive", "no windows measured yet")
+    if last is None:
+        return verdict("inconclusive", f"no window with enough requests yet; last: {judged[-1].reason}")
+    if last.outcome == "pass":
+        return verdict("pass", f"last measured window: {last.reason}")
+    if last.outcome == "error":
+        return verdict("inconclusive", f"the last measurement could not be taken ({errors_in_row} in a row, "
+                                       f"limit {thresholds.consecutive_error_limit}): {last.reason}")  # fmt: skip
+    return verdict("inconclusive", f"the last measured window failed ({failed} failed, failure limit "
+                                   f"{thresholds.failure_limit}): {last.reason}")  # fmt: skip
