@@ -4,7 +4,9 @@ Seed 004's model validation ("the model loads; it generates output") made mechan
 run's Task is rebuilt from its run.json as the trainer builds it, the checkpoint is loaded
 with `strict=True`, and one training batch goes through the model; every floating output
 must be finite and not flat. This imports torch, so only the CLI process calls it (the
-console runs `trainledger registry deploy` as a child process). Never raises.
+console runs `trainledger registry deploy` as a child process). Rebuilding the Task writes
+nothing into the workspace: the demo dataset a run was trained on is there already and is
+reused, a lora-lm run's base is only read. Never raises.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from trainledger.engines.registry.types import Candidate, Check
-from trainledger.engines.workspace import Workspace
+from trainledger.engines.workspace import RUN_FILE, RUN_FILE_LIMIT, Workspace
+
+WEIGHTS_LIMIT = 2 << 30  # sanity.py's largest size range
 
 
 def _skipped(why: str) -> list[Check]:
@@ -48,7 +52,7 @@ def _task(ws: Workspace, run: dict[str, Any]) -> Any:
     base_dir = None
     if isinstance(base, str):
         base_dir = Path(base) if "/" in base else ws.run_dir(base)
-    extra = {**settings, "set": settings, "force": False, "base": base, "base_dir": base_dir}
+    extra = {**settings, "set": settings, "force": options.get("force") is True, "base": base, "base_dir": base_dir}
     data = Path(options["data"]) if isinstance(options.get("data"), str) else None
     seed = options.get("seed") if isinstance(options.get("seed"), int) else 0
     return load_builder(run["model"])(TaskOptions(ws, data=data, seed=seed, backend="torch", device="cpu",
@@ -64,16 +68,27 @@ def load_and_probe(ws: Workspace, candidate: Candidate) -> list[Check]:
         import safetensors.torch
         import torch
 
-        run = json.loads((ws.run_dir(candidate.run_id) / "run.json").read_text())
+        from trainledger.engines.safeio import read_regular
+
+        run = json.loads(read_regular(ws.run_dir(candidate.run_id) / RUN_FILE, RUN_FILE_LIMIT))
+        if not isinstance(run, dict):
+            raise ValueError("run.json is not a JSON object")
+        if not isinstance(run.get("model"), str):
+            run["model"] = candidate.kind
+        weights = [f for f in candidate.files if f.name.endswith(".safetensors")]
+        if not weights:
+            raise ValueError("no .safetensors file among the candidate's files")
+        state = safetensors.torch.load(read_regular(weights[0].path, WEIGHTS_LIMIT))  # a FIFO is refused
         task = _task(ws, run)
         model = task.build_model()
-        weights = [f for f in candidate.files if f.name.endswith(".safetensors")]
-        state = safetensors.torch.load(weights[0].path.read_bytes())
         model.load_state_dict(state, strict=True)
         count = sum(t.numel() for t in state.values())
+        floats = [t for t in state.values() if t.is_floating_point()]
+        zeroed = bool(floats) and not any(bool(t.any()) for t in floats)
     except Exception as exc:  # noqa: BLE001 - every failure is the check's finding
-        return [Check("loads", False, f"{type(exc).__name__}: {exc}"), Check("probe", False, "not run", skipped=True)]
-    loads = Check("loads", True, f"{count:,} values into {type(model).__name__} (strict)")
+        return [Check("loads", False, f"{type(exc).__name__}: {exc}"),
+                Check("probe", True, "not run: the weights did not load", skipped=True)]  # fmt: skip
+    loads = Check("loads", True, f"{count:,} parameters into {type(model).__name__} (strict)")
     outputs: list[Any] = []  # the model's own output; a submodule's when the loss calls only parts of it
     inner: list[Any] = []
     handles = [model.register_forward_hook(lambda _m, _i, out: _tensors(out, outputs))]
@@ -87,6 +102,7 @@ def load_and_probe(ws: Workspace, candidate: Candidate) -> list[Check]:
                 task.loss(model, batch, task.schedule(0.0))
         except RuntimeError:  # a loss that takes its own gradients (lora-lm) needs autograd on
             outputs.clear()
+            inner.clear()
             task.loss(model, batch, task.schedule(0.0))
     except Exception as exc:  # noqa: BLE001
         return [loads, Check("probe", False, f"{type(exc).__name__}: {exc}")]
@@ -103,9 +119,23 @@ def load_and_probe(ws: Workspace, candidate: Candidate) -> list[Check]:
         finite = bool(values) and all(math.isfinite(v) for v in values)
         return [loads, Check("probe", finite, f"no forward call; {len(values)} evaluation figures "
                              + ("finite" if finite else "not all finite"))]  # fmt: skip
+    try:
+        return [loads, _judge(outputs, zeroed, count)]
+    except Exception as exc:  # noqa: BLE001
+        return [loads, Check("probe", False, f"{type(exc).__name__}: {exc}")]
+
+
+def _judge(outputs: list[Any], zeroed: bool, count: int) -> Check:
+    """Finite and not flat. A model whose every loaded weight is 0 fails too: a residual model
+    (lvm's `ctx[:, -1] + out(...)`) then still gives a varied output, its input passed through."""
+    import torch
+
     flat = torch.cat([t.float().reshape(-1) for t in outputs])
     if not torch.isfinite(flat).all():
-        return [loads, Check("probe", False, f"non-finite output ({flat.numel():,} values)")]
+        return Check("probe", False, f"non-finite output ({flat.numel():,} values)")
     std = float(flat.std()) if flat.numel() > 1 else 0.0
     shape = "x".join(str(d) for d in outputs[0].shape)
-    return [loads, Check("probe", std > 1e-12, f"output {shape}, std {std:.3g}" + ("" if std > 1e-12 else " (flat)"))]
+    detail = f"output {shape}, std {std:.3g}" + ("" if std > 1e-12 else " (flat)")
+    if zeroed:
+        return Check("probe", False, f"{detail}; all {count:,} loaded values are 0 (a wiped or untrained model)")
+    return Check("probe", std > 1e-12, detail)

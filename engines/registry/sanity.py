@@ -3,10 +3,15 @@
 Seed 004's sanity check: the files exist, their sizes are reasonable (1 MB to 2 GB for LoRA
 adapters), their format is one of `.safetensors` / `.npz`. Here also: the bytes match the
 sha256 their checkpoint sidecar claims, every tensor parses and is finite, and a SAN pair
-loads with the app's own loader. The 1 MB floor is seed 004's, for its adapter folders
-(`--kind lora-adapters`); trainledger's own models, its tiny lora-lm adapters included, are
-often well under 1 MB, so every other kind has a 1 KB floor. Checks never raise: a bad file
-is a failed check with what was seen.
+loads with the app's own loader.
+
+Size ranges: seed 004's 1 MB floor is for its adapter folders, so it applies to kind
+`lora-adapters` and to a folder candidate of no stated kind that is, or holds, an
+`adapters/` folder (seed 004's `vX.Y.Z/adapters/` layout). trainledger's own models are tiny (an lvm-gru checkpoint is a
+few KB; a lora-lm run's adapter checkpoint about 18 KB), so every other kind, lora-lm runs
+included, has a 1 KB to 2 GB range. The console imports this module (the demo seeder
+runs it), so nothing here imports torch. Checks never raise: a bad file is a failed check
+with what was seen.
 """
 
 from __future__ import annotations
@@ -20,12 +25,14 @@ from trainledger.engines.registry.types import Candidate, Check
 from trainledger.engines.safeio import open_regular_file
 
 KB, MB, GB = 1 << 10, 1 << 20, 1 << 30
-SIZE_RANGES: dict[str, tuple[int, int]] = {"lora-adapters": (1 * MB, 2 * GB)}
+ADAPTERS_KIND = "lora-adapters"
+SIZE_RANGES: dict[str, tuple[int, int]] = {ADAPTERS_KIND: (1 * MB, 2 * GB)}
 DEFAULT_RANGE = (1 * KB, 2 * GB)
 WEIGHT_SUFFIXES = (".safetensors", ".npz")
 SAN_PAIR = ("san_weights.bin", "san_manifest.json")
 FINITE_CHECK_LIMIT = 256 * MB  # larger files have their header checked, not every value
 HEADER_LIMIT = 100 * MB  # safetensors' own cap on a header
+SAN_LIMIT = 2 * GB
 
 
 def _is_weights(name: str) -> bool:
@@ -37,6 +44,23 @@ def _allowed(name: str) -> bool:
     return _is_weights(name) or name.endswith(".json")
 
 
+def _adapters_folder(candidate: Candidate) -> bool:
+    """A folder named `adapters`, or one holding an `adapters/` folder (seed 004's layout)."""
+    return Path(candidate.source).name == "adapters" or any(
+        "adapters" in f.name.split("/")[:-1] for f in candidate.files
+    )
+
+
+def size_range(candidate: Candidate) -> tuple[int, int, str]:
+    """(lowest, highest, which range) for the candidate's total bytes of weights."""
+    kind = candidate.kind or ""
+    if kind in SIZE_RANGES:
+        return (*SIZE_RANGES[kind], f"the range for {kind}")
+    if not kind and candidate.run_id is None and _adapters_folder(candidate):
+        return (*SIZE_RANGES.get(ADAPTERS_KIND, DEFAULT_RANGE), "seed 004's range for an adapters folder")
+    return (*DEFAULT_RANGE, "the default range")
+
+
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open_regular_file(path) as fh:
@@ -45,9 +69,31 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _safetensors(path: Path, size: int) -> str | None:
-    """None when the file parses and (up to FINITE_CHECK_LIMIT) every value is finite."""
+def _non_finite(dtype: str, data: bytes | bytearray) -> bool | None:
+    """Whether raw little-endian values of a safetensors dtype hold NaN or infinity; None when
+    the dtype is not a float (integers and bools are always finite)."""
     import numpy as np
+
+    if dtype in ("F64", "F32", "F16"):
+        values = np.frombuffer(data, dtype={"F64": "<f8", "F32": "<f4", "F16": "<f2"}[dtype])
+        return not bool(np.isfinite(values).all())
+    if dtype == "BF16":  # the top half of a float32
+        values = (np.frombuffer(data, dtype="<u2").astype(np.uint32) << 16).view(np.float32)
+        return not bool(np.isfinite(values).all())
+    if dtype == "F8_E5M2":  # exponent all ones: infinity or NaN
+        return bool((np.frombuffer(data, dtype=np.uint8) & 0x7C == 0x7C).any())
+    if dtype == "F8_E4M3":  # no infinity; NaN is S.1111.111
+        return bool((np.frombuffer(data, dtype=np.uint8) & 0x7F == 0x7F).any())
+    return None
+
+
+def _safetensors(path: Path, size: int) -> str | None:
+    """None when the file parses and (up to FINITE_CHECK_LIMIT) every value is finite.
+
+    The header (8-byte little-endian length, then JSON) is read within bounds first; then
+    safetensors' own parser validates the layout and each float tensor is checked, bf16 and
+    fp8 included (safetensors.numpy cannot hold those)."""
+    import safetensors
 
     with open_regular_file(path) as fh:
         head = fh.read(8)
@@ -58,21 +104,20 @@ def _safetensors(path: Path, size: int) -> str | None:
             return f"header length {n} does not fit the file"
         try:
             header = json.loads(fh.read(n))
-        except ValueError:
+        except (ValueError, RecursionError):
             return "header is not JSON"
-    if not isinstance(header, dict):
-        return "header is not a JSON object"
-    if size > FINITE_CHECK_LIMIT:
-        return None
-    from safetensors.numpy import load
-
+        if not isinstance(header, dict):
+            return "header is not a JSON object"
+        if size > FINITE_CHECK_LIMIT:
+            return None
+        fh.seek(0)
+        data = fh.read()
     try:
-        with open_regular_file(path) as fh:
-            tensors = load(fh.read())
+        tensors = safetensors.deserialize(data)
     except Exception as exc:  # noqa: BLE001 - any parse failure is the finding
         return f"does not parse ({type(exc).__name__}: {exc})"
-    for name, arr in tensors.items():
-        if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+    for name, info in tensors:
+        if _non_finite(str(info["dtype"]), info["data"]):
             return f"tensor {name!r} holds NaN or infinity"
     return None
 
@@ -81,10 +126,10 @@ def _npz(path: Path) -> str | None:
     import numpy as np
 
     try:
-        with np.load(path, allow_pickle=False) as z:
+        with open_regular_file(path) as fh, np.load(fh, allow_pickle=False) as z:
             for name in z.files:
                 arr = z[name]
-                if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+                if arr.dtype.kind in "fc" and not np.isfinite(arr).all():
                     return f"array {name!r} holds NaN or infinity"
     except Exception as exc:  # noqa: BLE001
         return f"does not open as npz ({type(exc).__name__}: {exc})"
@@ -92,14 +137,29 @@ def _npz(path: Path) -> str | None:
 
 
 def _san(bin_path: Path, manifest: Path) -> str | None:
-    from trainledger.engines.san.weights import load_weights
+    from trainledger.engines.safeio import read_regular
+    from trainledger.engines.san.weights import describe, load_weights
 
-    with open_regular_file(bin_path) as b, open_regular_file(manifest) as m:
-        code = load_weights(b.read(), m.read())  # never raises: the count, or -1 ... -4
-    return None if code > 0 else f"the app's loader returns {code}"
+    code = load_weights(read_regular(bin_path, SAN_LIMIT), read_regular(manifest, HEADER_LIMIT))  # never raises
+    return None if code > 0 else f"the app's loader says {describe(code)}"
+
+
+def _weights_problem(path: Path, name: str, size: int) -> str | None:
+    try:
+        if name.endswith(".safetensors"):
+            return _safetensors(path, size)
+        if name.endswith(".npz"):
+            return _npz(path)
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    except Exception as exc:  # noqa: BLE001 - never raise: the failure is the finding
+        return f"{type(exc).__name__}: {exc}"
+    return None
 
 
 def file_checks(candidate: Candidate) -> list[Check]:
+    """files, format, size, sha256 (when a sidecar claims one) and weights, in that order;
+    after a failed `files` check only that one. Never raises."""
     checks: list[Check] = []
     sizes: dict[str, int] = {}
     missing = []
@@ -107,8 +167,10 @@ def file_checks(candidate: Candidate) -> list[Check]:
         try:
             with open_regular_file(f.path) as fh:
                 sizes[f.name] = os.fstat(fh.fileno()).st_size
-        except OSError as exc:
+        except OSError as exc:  # a FIFO, a folder, a device: refused at once (safeio)
             missing.append(f"{f.name}: {exc.strerror or exc}")
+    if not candidate.files:
+        missing.append("no files")
     checks.append(Check("files", not missing, "; ".join(missing) or f"{len(sizes)} regular file(s)"))
     if missing:
         return checks
@@ -121,10 +183,10 @@ def file_checks(candidate: Candidate) -> list[Check]:
     elif not weights:
         checks.append(Check("format", False, "no weights file (.safetensors, .npz or san_weights.bin)"))
     else:
-        checks.append(Check("format", True, ", ".join(sorted({n.rsplit('.', 1)[-1] for n in weights}))))
+        checks.append(Check("format", True, ", ".join(sorted({n.rsplit(".", 1)[-1] for n in weights}))))
     total = sum(sizes[n] for n in weights)
-    lo, hi = SIZE_RANGES.get(candidate.kind or "", DEFAULT_RANGE)
-    checks.append(Check("size", lo <= total <= hi, f"{total:,} bytes of weights; allowed {lo:,} to {hi:,}"))
+    lo, hi, which = size_range(candidate)
+    checks.append(Check("size", lo <= total <= hi, f"{total:,} bytes of weights; {which} is {lo:,} to {hi:,}"))
     claimed = [f for f in candidate.files if f.sha256]
     if claimed:
         bad = []
@@ -139,20 +201,14 @@ def file_checks(candidate: Candidate) -> list[Check]:
     problems = []
     by_name = {f.name: f.path for f in candidate.files}
     for f in candidate.files:
-        try:
-            if f.name.endswith(".safetensors"):
-                why = _safetensors(f.path, sizes[f.name])
-            elif f.name.endswith(".npz"):
-                why = _npz(f.path)
-            else:
-                continue
-        except OSError as exc:
-            why = exc.strerror or str(exc)
-        if why:
+        if why := _weights_problem(f.path, f.name, sizes[f.name]):
             problems.append(f"{f.name}: {why}")
     for b in san_bin:
         manifest = b[: -len(SAN_PAIR[0])] + SAN_PAIR[1]
-        why = "no san_manifest.json beside it" if manifest not in by_name else _san(by_name[b], by_name[manifest])
+        try:
+            why = "no san_manifest.json beside it" if manifest not in by_name else _san(by_name[b], by_name[manifest])
+        except Exception as exc:  # noqa: BLE001 - unreadable meanwhile, too large: the finding
+            why = f"{type(exc).__name__}: {exc}"
         if why:
             problems.append(f"{b}: {why}")
     if weights:
