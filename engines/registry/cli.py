@@ -60,7 +60,7 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, help: str, *, reason: bool = False, json_out: bool = True) -> argparse.ArgumentParser:
-        c = sub.add_parser(name, help=help, description=help)
+        c = sub.add_parser(name, help=help, description=help.replace("%%", "%"))  # help is %-formatted
         c.add_argument("--workspace", metavar="DIR", help="workspace folder (default: as the console finds one)")
         if json_out:
             c.add_argument("--json", action="store_true", help="print one JSON object instead of lines")
@@ -79,7 +79,7 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--dry-run", action="store_true", help="run every check, change nothing")
     d.add_argument("--no-probe", action="store_true", help="skip loading the weights and the probe batch")
 
-    c = add("canary", "send PCT % of requests to VERSION", reason=True)
+    c = add("canary", "send PCT %% of requests to VERSION", reason=True)
     c.add_argument("model", metavar="MODEL")
     c.add_argument("version", metavar="VERSION")
     c.add_argument("--traffic", type=_traffic, required=True, metavar="PCT", help="1-99")
@@ -88,7 +88,7 @@ def parser() -> argparse.ArgumentParser:
         c = add(name, help, reason=True)
         c.add_argument("model", metavar="MODEL")
         c.add_argument("version", metavar="VERSION", nargs="?")
-    c = add("abort", "put the canary back to 0 % (refused when there is none)", reason=True)
+    c = add("abort", "put the canary back to 0 %% (refused when there is none)", reason=True)
     c.add_argument("model", metavar="MODEL")
 
     c = add("list", "models and their versions: status, traffic, run, epoch, checksum")

@@ -30,12 +30,14 @@ def check_glyph(c: Check) -> str:
 
 
 def candidate_text(c: Candidate) -> str:
-    """`run r1, checkpoint best: epoch 6 of 10, the best, not the last` (the folder's path otherwise)."""
+    """`run r1, checkpoint best (epoch 6 of 10): the best, not the last` (the folder's path otherwise)."""
     if c.epoch is None:
         return c.source
-    of = f" of {c.last_epoch}" if c.last_epoch is not None else ""
     best = "the best" if c.is_best else "not the best"
     last = "the last" if c.is_last else "not the last"
+    if "epoch" in c.source:  # source.py already names the epoch
+        return f"{c.source}: {best}, {last}"
+    of = f" of {c.last_epoch}" if c.last_epoch is not None else ""
     return f"{c.source}: epoch {c.epoch}{of}, {best}, {last}"
 
 
@@ -72,12 +74,17 @@ def run_checks(ws: Any, candidate: Candidate, probe: bool) -> list[Check]:
 
     checks = list(sanity.file_checks(candidate))
     if not probe:
-        return [*checks, Check("load and probe", True, "not run (--no-probe)", skipped=True)]
+        return [*checks, *_skipped("not run (--no-probe)")]
     if any(not c.ok and not c.skipped for c in checks):
-        return [*checks, Check("load and probe", True, "not run: a file check failed", skipped=True)]
+        return [*checks, *_skipped("not run: a file check failed")]
     from trainledger.engines.registry import probe as probe_mod  # imports torch: only here
 
     return [*checks, *probe_mod.load_and_probe(ws, candidate)]
+
+
+def _skipped(why: str) -> list[Check]:
+    """The probe's two checks (probe.py names them so), marked skipped: not a failure."""
+    return [Check("loads", True, why, skipped=True), Check("probe", True, why, skipped=True)]
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
