@@ -98,7 +98,7 @@ class VersionsPane(VersionsActions, Widget):
         self._reading = self._read_again = False
         self._hashing: Key | None = None
         self._hash_next: Key | None = None
-        self._after_hash: list[tuple[set[str], Callable[[], None]]] = []  # asks waiting on a re-hash
+        self._after_hash: list[tuple[Key, set[str], Callable[[], None]]] = []  # asks waiting on a re-hash
         self._registered: frozenset[str] = frozenset()
 
     @property
@@ -348,20 +348,23 @@ class VersionsPane(VersionsActions, Widget):
         if v.pruned_at is not None or shas <= self.hashed.keys():
             then()
             return
-        self._after_hash.append((shas, then))
-        if self._hashing != (v.model, v.version):
-            self._rehash((v.model, v.version))
+        key: Key = (v.model, v.version)
+        self._after_hash.append((key, shas, then))
+        if self._hashing != key:
+            self._rehash(key)
 
     @on(Hashed)
     def _hashed(self, message: Hashed) -> None:
         self.hashed.update(message.states)
         self._hashing = None
         self._render_detail()
-        ready = [w for w in self._after_hash if w[0] <= self.hashed.keys()]
+        ready = [w for w in self._after_hash if w[1] <= self.hashed.keys()]
         self._after_hash = [w for w in self._after_hash if w not in ready]
-        for _, then in ready:
+        for _, _, then in ready:
             then()
         following, self._hash_next = self._hash_next, None
+        if following is None and self._after_hash:  # a cursor move took the slot of an ask's target
+            following = self._after_hash[0][0]
         if following is not None:
             self._rehash(following)
 

@@ -47,6 +47,7 @@ class CanaryPrompt(ModalScreen[int | None]):
     CanaryPrompt #canary-error { color: $error; text-style: bold; height: auto; }
     CanaryPrompt #canary-hint { color: $text-muted; margin-top: 1; }
     """
+    AUTO_FOCUS = "#canary-input"  # what has the focus when it opens (not the first focusable)
     BINDINGS: ClassVar[list[Binding]] = [Binding("escape", "cancel", "Cancel", id="canary.cancel")]
 
     def __init__(self, model: str, version: str, active: str | None, current: int = 0) -> None:

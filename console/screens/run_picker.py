@@ -34,8 +34,9 @@ class RunChoice:
     run_id: str
     kind: str | None
     status: str
-    best: str  # "epoch 6 of 106, not the last" / "no checkpoint: ..."
+    best: str  # "epoch 6 of 106, not the last", or "no best checkpoint"
     deployable: bool
+    why: str = ""  # why it cannot be deployed, in full
 
 
 @dataclass(frozen=True)
@@ -61,10 +62,9 @@ def read_choices(ws: Workspace) -> list[RunChoice]:
     for info in sorted(list_runs(ws), key=lambda r: (r.started or 0.0, r.id), reverse=True):
         try:
             cand = source.candidate_from_run(ws, info.id, checkpoint="best")
-            best, ok = best_words(cand), True
-        except Exception as exc:  # noqa: BLE001 - said in the row; the CLI gives the full reason
-            best, ok = str(exc), False
-        out.append(RunChoice(info.id, info.model, info.status, best, ok))
+            out.append(RunChoice(info.id, info.model, info.status, best_words(cand), True))
+        except Exception as exc:  # noqa: BLE001 - said when the run is chosen; the CLI gives the same reason
+            out.append(RunChoice(info.id, info.model, info.status, "no best checkpoint", False, str(exc)))
     return out
 
 
@@ -75,7 +75,7 @@ def deploy_ask(req: DeployRequest, result: dict[str, Any]) -> Confirmation:
     checks = result.get("checks") or []
     to = change.get("to") or "a new version"
     of = f" of {cand.get('last_epoch')}" if cand.get("last_epoch") is not None else ""
-    lines = ["traffic: none moves; the new version starts inactive (then C canary, P promote)",
+    lines = ["traffic: none; the new version starts inactive (C canary, P promote)",
              f"checkpoint {cand.get('checkpoint') or 'best'} · epoch {cand.get('epoch')}{of} · "
              f"{'the best' if cand.get('is_best') else 'not the best'}, "
              f"{'the last' if cand.get('is_last') else 'not the last'}"]  # fmt: skip
@@ -104,11 +104,12 @@ class RunPicker(ModalScreen[DeployRequest | None]):
         border: round $primary; background: $surface; padding: 0 1;
     }
     RunPicker #picker-title { text-style: bold; }
-    RunPicker #picker-model { margin-top: 1; }
+    RunPicker #picker-label { margin-top: 1; color: $text-muted; }
     RunPicker DataTable { height: 1fr; margin-top: 1; }
     RunPicker #picker-error { color: $error; text-style: bold; height: auto; }
     RunPicker #picker-hint { color: $text-muted; height: auto; }
     """
+    AUTO_FOCUS = "#picker-runs"  # what has the focus when it opens (not the first focusable)
     BINDINGS: ClassVar[list[Binding]] = [Binding("escape", "cancel", "Cancel", id="picker.cancel")]
 
     class Read(Message):
@@ -126,6 +127,7 @@ class RunPicker(ModalScreen[DeployRequest | None]):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Static("Deploy a run's best checkpoint as a new version", id="picker-title", markup=False)
+            yield Static("into the model (Tab to change it):", id="picker-label", markup=False)
             yield Input(self.model, placeholder="model name (empty: the run's model kind)", id="picker-model",
                         compact=True)  # fmt: skip
             table: DataTable[Text] = DataTable(cursor_type="row", id="picker-runs")
@@ -136,8 +138,8 @@ class RunPicker(ModalScreen[DeployRequest | None]):
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        for key, label, width in (("run", "run", 24), ("kind", "model kind", 14), ("status", "status", 9),
-                                  ("best", "best checkpoint", 56)):  # fmt: skip
+        for key, label, width in (("run", "run", 18), ("kind", "model kind", 12), ("status", "status", 8),
+                                  ("best", "best checkpoint", 28)):  # fmt: skip
             table.add_column(label, key=key, width=width)
         table.loading = True
         table.focus()
@@ -161,6 +163,9 @@ class RunPicker(ModalScreen[DeployRequest | None]):
         for c in message.choices:
             best = plain(c.best, "" if c.deployable else "dim")
             table.add_row(plain(c.run_id), plain(c.kind or "-"), plain(c.status), best, key=c.run_id)
+        ready = [i for i, c in enumerate(message.choices) if c.deployable]
+        if ready:
+            table.move_cursor(row=ready[0])  # the newest run that can be deployed
         if not message.choices:
             self._say(f"no runs in {self.ws.runs_dir}: train one first (trainledger train MODEL)")
 
@@ -173,7 +178,7 @@ class RunPicker(ModalScreen[DeployRequest | None]):
         if choice is None:
             return
         if not choice.deployable:
-            self._say(f"{choice.run_id}: {choice.best}")
+            self._say(choice.why or f"{choice.run_id}: {choice.best}")
             return
         model = self.query_one("#picker-model", Input).value.strip() or (choice.kind or "")
         try:

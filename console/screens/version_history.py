@@ -30,6 +30,7 @@ class VersionHistory(ModalScreen[None]):
     }
     VersionHistory #history-hint { color: $text-muted; }
     """
+    AUTO_FOCUS = "VerticalScroll"  # what has the focus when it opens (not the first focusable)
     BINDINGS: ClassVar[list[Binding]] = [
         Binding("escape,H,q", "close", "Close history", id="history.close"),
     ]

@@ -35,10 +35,15 @@ def _registry_ws() -> Path:
     return _REGISTRY_WS[0]
 
 
-def versions_app(theme: str = "trainledger-mono", readonly: bool = False) -> TrainledgerApp:
-    """The frozen workspace plus the fixture registry (tests/console/registry_fixture.py)."""
+def versions_app(theme: str = "trainledger-mono", readonly: bool = False, checkpoints: bool = False) -> TrainledgerApp:
+    """The frozen workspace plus the fixture registry (tests/console/registry_fixture.py); with
+    `checkpoints`, run ternary-v5-5 has a best (epoch 6) and a last (epoch 106) checkpoint."""
     dest = Path(tempfile.mkdtemp(prefix="tl-snap-")) / "frozen_ws"
     shutil.copytree(_registry_ws(), dest)
+    if checkpoints:
+        from tests.console.registry_fixture import add_checkpoints
+
+        add_checkpoints(Workspace(dest), "ternary-v5-5", 6, 106)
     app = TrainledgerApp(Workspace(dest), theme=theme, watch=False, clock=lambda: CLOCK, location="~/frozen_ws",
                          readonly=readonly)  # fmt: skip
     app.animation_level = "none"  # the tab underline's slide only costs time; the last frame is the same

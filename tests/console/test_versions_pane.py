@@ -182,7 +182,8 @@ async def test_refusals_are_said_and_nothing_changes(reg_ws: Workspace) -> None:
         await pilot.pause()
         assert app.screen.ask.type_to_confirm == "v2"  # never on canary: type its name
         app.screen.query_one(Input).value = "v2"
-        await pilot.press("y")
+        await pilot.pause()
+        await pilot.click("#confirm-ok")  # wherever the focus is, the button confirms
         await settle(pilot)
         await until(pilot, lambda: "refused: refused: san-motion v2 is corrupt" in said)
         await pilot.press("A")  # no canary
@@ -329,6 +330,46 @@ def test_canary_traffic_and_the_deploy_confirmation() -> None:
                          "detail": "not run"}], "change": {"to": "v4"}}  # fmt: skip
     ask = deploy_ask(DeployRequest("ternary-vae", "ternary-v5-5"), result)
     assert ask.change == ("run ternary-v5-5, best checkpoint", "ternary-vae v4 (inactive)")
-    assert "epoch 6 of 106 · the best, not the last" in ask.details and "none moves" in ask.details
+    assert "epoch 6 of 106 · the best, not the last" in ask.details and "traffic: none;" in ask.details
     assert "– load and probe: not run" in ask.details and "1 of 2 passed: ✔ format" in ask.details
     assert f"model.safetensors  sha256 {'cd' * 32}" in ask.details
+
+
+async def test_deploy_picks_a_run_by_its_best_checkpoint(reg_ws: Workspace) -> None:
+    from textual.widgets import DataTable, Static
+
+    from tests.console.registry_fixture import add_checkpoints
+    from trainledger.console.screens.run_picker import RunPicker
+
+    add_checkpoints(reg_ws, "ternary-v5-5", 6, 106)
+    app = app_on(reg_ws)
+    async with app.run_test(size=(120, 30)) as pilot:
+        pane = await opened(pilot)
+        said = Said(app)
+        pane.select_version("ternary-vae", "v3")
+        await settle(pilot)
+        await pilot.press("D")
+        await settle(pilot)
+        picker = app.screen
+        assert isinstance(picker, RunPicker) and picker.query_one("#picker-model", Input).value == "ternary-vae"
+        table = picker.query_one(DataTable)
+        rows = {k.value: [str(c) for c in table.get_row(k)] for k in table.rows}
+        assert rows["ternary-v5-5"][3] == "epoch 6 of 106, not the last"
+        assert rows["demo-live"][3] == "no best checkpoint"
+        assert table.cursor_row == list(rows).index("ternary-v5-5")  # the newest deployable run
+        table.move_cursor(row=list(rows).index("demo-live"))
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.screen is picker and "demo-live has no best checkpoint" in str(
+            picker.query_one("#picker-error", Static).content)
+        await pilot.press("escape")
+        await settle(pilot)
+        assert app.screen is not picker and not said.texts
+        await pilot.press("D")  # again, and this time the run: the CLI's dry run in a child process
+        await settle(pilot)
+        await pilot.press("enter")
+        await until(pilot, lambda: "Deploy ternary-vae: refused" in said, timeout=60)
+        assert "✖ size: 392 bytes of weights" in said  # the fixture's weights are too small to deploy
+        assert not isinstance(app.screen, ConfirmScreen)
+        with Registry(reg_ws) as reg:
+            assert len(reg.versions("ternary-vae")) == 3

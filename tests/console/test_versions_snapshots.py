@@ -18,13 +18,14 @@ from trainledger.console.panes.versions_actions import DeployChecked
 from trainledger.console.screens.run_picker import DeployRequest
 
 SIZES = [(80, 24), (160, 48)]
-DRY_RUN = {  # what `trainledger registry deploy ternary-vae --run ternary-v5-5 --json --dry-run` answers
+DRY_RUN = {  # the shape of `trainledger registry deploy ternary-vae --run ternary-v5-5 --json --dry-run`
     "ok": True,
     "candidate": {"checkpoint": "best", "epoch": 6, "last_epoch": 106, "is_best": True, "is_last": False,
                   "files": [{"name": "model.safetensors", "sha256": "5e" * 32}],
                   "dataset_path": "data/ternary-vae.jsonl", "dataset_sha256": "0a" * 32},
-    "checks": [{"name": "files exist", "ok": True, "detail": "1 file"}, {"name": "format", "ok": True},
-               {"name": "load and probe", "ok": True, "detail": "finite, non-flat output"}],
+    "checks": [{"name": "files", "ok": True, "detail": "1 regular file(s)"}, {"name": "format", "ok": True},
+               {"name": "size", "ok": True}, {"name": "sha256", "ok": True}, {"name": "weights", "ok": True},
+               {"name": "loads", "ok": True}, {"name": "probe", "ok": True, "detail": "finite, not flat"}],
     "change": {"to": "v4", "message": "dry run: would deploy run ternary-v5-5 as ternary-vae v4 (inactive)"},
 }  # fmt: skip
 
@@ -102,6 +103,11 @@ def test_deploy_confirmation(snap_compare, size) -> None:
 @pytest.mark.parametrize("size", SIZES)
 def test_history(snap_compare, size) -> None:
     assert snap_compare(versions_app(), terminal_size=size, run_before=at("lvm-amn", None, "H"))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_run_picker(snap_compare, size) -> None:
+    assert snap_compare(versions_app(checkpoints=True), terminal_size=size, run_before=at("ternary-vae", "v3", "D"))
 
 
 def test_readonly_pane(snap_compare) -> None:
