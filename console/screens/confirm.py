@@ -38,6 +38,10 @@ class Confirmation:
 class ConfirmScreen(ModalScreen[bool]):
     """Dismisses with True only when confirmed; every other way out is False."""
 
+    # Textual focuses the first focusable widget after on_mount; with a type-to-confirm box that
+    # is the Input, which would take the focus from Cancel. Name Cancel as the screen's own pick.
+    AUTO_FOCUS = "#confirm-cancel"
+
     DEFAULT_CSS = """
     ConfirmScreen { align: center middle; }
     ConfirmScreen > Vertical {

@@ -66,6 +66,7 @@ async def test_type_to_confirm_needs_the_exact_name() -> None:
         await pilot.pause()
         ok = app.screen.query_one("#confirm-ok", Button)
         assert ok.disabled
+        assert app.focused is not None and app.focused.id == "confirm-cancel"  # not the box
         await pilot.press("y")  # refused: nothing typed yet
         await pilot.pause()
         assert app.answers == []
