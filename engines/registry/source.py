@@ -4,6 +4,18 @@ Seed 002 deployed the last epoch while the best was epoch 6: a candidate from a 
 which epoch its checkpoint is, whether it is the run's best and whether it is the last, and
 carries what the run recorded about its data and how to remake it. Nothing here imports
 torch; the console builds candidates for its confirmations.
+
+A run's candidate is one file, `model.safetensors`: the checkpoint's bytes, with the sha256
+its sidecar claims (checked while copied, and by sanity.py). For lora-lm that file already
+is the adapters and nothing else: lora.py turns the base's parameters into non-persistent
+buffers, so the loop's checkpoints hold only the lora_A / lora_B tensors, which the probe
+loads strictly into the rebuilt LoRA model. The base is named by `base_model` (the run's
+--base), not copied. The run folder's own adapters.safetensors / adapters.json are not
+added: they repeat the best checkpoint's tensors (with another header) and have no `last`.
+
+A folder's candidate is every regular file under it, hidden names (`.DS_Store`, `.git/`)
+skipped; a link, to a file or a folder, whose target is outside the folder is refused, a
+link to a folder inside it is skipped (its files are listed under their own path).
 """
 
 from __future__ import annotations
@@ -109,8 +121,12 @@ def candidate_from_path(path: Path, kind: str | None = None) -> Candidate:
         raise RegistryUsageError(f"{path}: not a folder")
     root = path.resolve()
     files: list[SourceFile] = []
-    for dirpath, dirnames, filenames in os.walk(root):
+    for dirpath, dirnames, filenames in os.walk(root):  # links to folders are not followed
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for d in dirnames:
+            sub = Path(dirpath) / d
+            if sub.is_symlink() and not sub.resolve().is_relative_to(root):
+                raise RegistryUsageError(f"{sub}: a link out of {root}")
         for fname in sorted(filenames):
             if fname.startswith("."):
                 continue
