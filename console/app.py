@@ -180,6 +180,10 @@ class TrainledgerApp(App[None]):
 
     # ------------------------------------------------------------------ actions
     def action_show_pane(self, pane: str) -> None:
+        # Drop the focus first: left on a widget of the pane being hidden, Textual hands it to that
+        # pane's next widget and TabbedContent switches back to it (a pane with nothing to focus,
+        # such as Ports, could then never be shown from Versions).
+        self.screen.set_focus(None)
         self.query_one(TabbedContent).active = pane
         self._focus_in(pane)
 
