@@ -65,7 +65,7 @@ def load_and_probe(ws: Workspace, candidate: Candidate) -> list[Check]:
     if candidate.backend not in (None, "torch"):
         return _skipped(f"a {candidate.backend} run: loaded by its own backend, not probed here")
     try:
-        import safetensors.torch
+        from safetensors.torch import load as load_safetensors  # bytes -> tensors; never pickle
         import torch
 
         from trainledger.engines.safeio import read_regular
@@ -78,7 +78,7 @@ def load_and_probe(ws: Workspace, candidate: Candidate) -> list[Check]:
         weights = [f for f in candidate.files if f.name.endswith(".safetensors")]
         if not weights:
             raise ValueError("no .safetensors file among the candidate's files")
-        state = safetensors.torch.load(read_regular(weights[0].path, WEIGHTS_LIMIT))  # a FIFO is refused
+        state = load_safetensors(read_regular(weights[0].path, WEIGHTS_LIMIT))  # a FIFO is refused
         task = _task(ws, run)
         model = task.build_model()
         model.load_state_dict(state, strict=True)
