@@ -65,8 +65,8 @@ def load_and_probe(ws: Workspace, candidate: Candidate) -> list[Check]:
     if candidate.backend not in (None, "torch"):
         return _skipped(f"a {candidate.backend} run: loaded by its own backend, not probed here")
     try:
-        from safetensors.torch import load as load_safetensors  # bytes -> tensors; never pickle
         import torch
+        from safetensors.torch import load as load_safetensors  # bytes -> tensors; never pickle
 
         from trainledger.engines.safeio import read_regular
 
