@@ -123,6 +123,13 @@ def _unjson(text: str | None, default: Any) -> Any:
         return default
 
 
+def _where(*conditions: tuple[str, Any]) -> tuple[str, list[Any]]:
+    """A WHERE clause of the conditions whose value is not None, and its arguments."""
+    kept = [(sql, value) for sql, value in conditions if value is not None]
+    clause = f"WHERE {' AND '.join(sql for sql, _ in kept)}" if kept else ""
+    return clause, [value for _, value in kept]
+
+
 def _flag(value: Any) -> bool | None:
     return None if value is None else bool(value)
 
@@ -255,14 +262,7 @@ class Database:
 
     def versions(self, model: str | None = None, version: str | None = None) -> list[Version]:
         """Versions oldest first; of one model, or one version, or all."""
-        where, args = [], []
-        if model is not None:
-            where.append("model = ?")
-            args.append(model)
-        if version is not None:
-            where.append("version = ?")
-            args.append(version)
-        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        clause, args = _where(("model = ?", model), ("version = ?", version))
         artifacts: dict[tuple[str, str], list[Artifact]] = {}
         sql = f"SELECT model, version, name, sha256, bytes FROM artifacts {clause} ORDER BY model, version, name"
         for m, ver, name, sha, size in self.conn.execute(sql, args):
@@ -301,14 +301,7 @@ class Database:
 
     def audit(self, model: str | None = None, until: float | None = None, limit: int | None = None,
               newest_first: bool = False) -> list[AuditEntry]:  # fmt: skip
-        where, args = [], []
-        if model is not None:
-            where.append("model = ?")
-            args.append(model)
-        if until is not None:
-            where.append("time <= ?")
-            args.append(until)
-        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        clause, args = _where(("model = ?", model), ("time <= ?", until))
         order = "DESC" if newest_first else "ASC"
         sql = f"SELECT {', '.join(_AUDIT_COLUMNS)} FROM audit {clause} ORDER BY id {order}"
         if limit is not None:

@@ -55,13 +55,8 @@ class LiveOps:
 
         def body(db: Database, now: float) -> Change:
             state = self._require_model(db, model)
-            name = version or state.canary
-            if name is None:
-                raise RegistryError(f"{model} has no canary to promote; name the version to promote")
-            target = self._require_version(db, model, name)
-            if target.version == state.active:
-                raise RegistryError(f"{model} {target.version} is the active version already")
-            self._activatable(db, target, "promote", now)
+            target = self._new_active(db, state, version or state.canary, "promote", now,
+                                      "has no canary to promote; name the version to promote")  # fmt: skip
             cleared = state.canary if state.canary and state.canary != target.version else None
             if cleared:
                 db.update_version(model, cleared, status="inactive")
@@ -104,13 +99,8 @@ class LiveOps:
 
         def body(db: Database, now: float) -> Change:
             state = self._require_model(db, model)
-            name = version or state.previous
-            if name is None:
-                raise RegistryError(f"{model} has no rollback target; name the version to roll back to")
-            target = self._require_version(db, model, name)
-            if target.version == state.active:
-                raise RegistryError(f"{model} {target.version} is the active version already")
-            self._activatable(db, target, "rollback", now)
+            target = self._new_active(db, state, version or state.previous, "rollback", now,
+                                      "has no rollback target; name the version to roll back to")  # fmt: skip
             if state.canary and state.canary != target.version:
                 db.update_version(model, state.canary, status="inactive")
             if state.active:
@@ -140,6 +130,18 @@ class LiveOps:
                 continue
             return name
         return None
+
+    def _new_active(self, db: Database, state: Any, name: str | None, action: str, now: float,
+                    missing: str) -> Any:  # fmt: skip
+        """The version `name` that promote or rollback makes active: it exists, is not the active
+        one already, and its bytes still match (else it is refused and marked corrupt)."""
+        if name is None:
+            raise RegistryError(f"{state.name} {missing}")
+        target = self._require_version(db, state.name, name)
+        if target.version == state.active:
+            raise RegistryError(f"{state.name} {target.version} is the active version already")
+        self._activatable(db, target, action, now)
+        return target
 
     def _guard(self, model: str, version: str | None, call: Callable[[], Change]) -> Change:
         """Validate names before anything opens, so `../` or NUL never reaches a query or a path."""
