@@ -45,6 +45,22 @@ def _traffic(text: str) -> int:
     return int(text)
 
 
+def _steps(text: str) -> list[int]:
+    """Canary steps: `10,25,50,100` (checked further by live.canary_plan)."""
+    parts = [t.strip() for t in text.split(",")]
+    if not all(re.fullmatch(r"[0-9]{1,3}", t) for t in parts):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list of whole percents like 10,25,50,100")
+    return [int(t) for t in parts]
+
+
+def _duration(text: str) -> float:
+    """Seconds from `90`, `90s`, `5m` or `1h`."""
+    m = re.fullmatch(r"([0-9]{1,6}(?:\.[0-9]{1,3})?)\s*(s|m|h)?", text.strip())
+    if not m or float(m.group(1)) <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration like 60s, 5m or 90")
+    return float(m.group(1)) * {"s": 1, "m": 60, "h": 3600, None: 1}[m.group(2)]
+
+
 def _keep(text: str) -> int:
     if not re.fullmatch(r"[0-9]{1,9}", text.strip()):
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 0")
@@ -82,7 +98,11 @@ def parser() -> argparse.ArgumentParser:
     c = add("canary", "send PCT %% of requests to VERSION", reason=True)
     c.add_argument("model", metavar="MODEL")
     c.add_argument("version", metavar="VERSION")
-    c.add_argument("--traffic", type=_traffic, required=True, metavar="PCT", help="1-99")
+    c.add_argument("--traffic", type=_traffic, metavar="PCT", help="1-99 (default: the first of --steps)")
+    c.add_argument("--steps", type=_steps, metavar="P,P,...",
+                   help="percents the port server steps through, one per passing --interval; 100 promotes")
+    c.add_argument("--interval", type=_duration, metavar="TIME", default=None,
+                   help="with --steps: how long each step runs (60s, 5m, 90; default 60s)")
     for name, help in (("promote", "make the canary (or VERSION) active; the old one stays the rollback target"),
                        ("rollback", "at once back to the rollback target (or VERSION), clearing any canary")):
         c = add(name, help, reason=True)
@@ -165,7 +185,15 @@ def _print_change(args: argparse.Namespace, change: Change) -> int:
 
 def cmd_canary(args: argparse.Namespace) -> int:
     with registry(args) as reg:
-        return _print_change(args, reg.canary(args.model, args.version, args.traffic, reason=args.reason))
+        plan = None
+        if args.steps is not None:
+            plan = {"steps": args.steps, "interval_s": 60.0 if args.interval is None else args.interval}
+        elif args.interval is not None:
+            raise RegistryUsageError("--interval goes with --steps")
+        traffic = args.traffic if args.traffic is not None else (args.steps[0] if args.steps else None)
+        if traffic is None:
+            raise RegistryUsageError("canary needs --traffic PCT or --steps P,P,...")
+        return _print_change(args, reg.canary(args.model, args.version, traffic, reason=args.reason, plan=plan))
 
 
 def cmd_promote(args: argparse.Namespace) -> int:

@@ -17,14 +17,44 @@ if TYPE_CHECKING:
     from trainledger.engines.registry.db import Database
 
 
+MAX_STEPS = 20
+
+
+def canary_plan(steps: Any, interval_s: Any) -> dict[str, Any]:
+    """A validated canary plan: steps strictly rising whole percents from 1 to 100 (100, if
+    there, means promote), at most MAX_STEPS of them; an interval in seconds above 0."""
+    if not isinstance(steps, (list, tuple)) or not steps or len(steps) > MAX_STEPS:
+        raise RegistryUsageError(f"canary steps must be 1 to {MAX_STEPS} percents, not {steps!r}")
+    for step in steps:
+        if isinstance(step, bool) or not isinstance(step, int) or not 1 <= step <= 100:
+            raise RegistryUsageError(f"a canary step is a whole percent from 1 to 100, not {step!r}")
+    if any(b <= a for a, b in zip(steps, steps[1:])):
+        raise RegistryUsageError(f"canary steps must rise: {list(steps)}")
+    if steps[0] == 100:
+        raise RegistryUsageError("the first canary step must be below 100 (100 means promote)")
+    if isinstance(interval_s, bool) or not isinstance(interval_s, (int, float)) or not 0 < interval_s <= 86_400:
+        raise RegistryUsageError(f"the canary interval must be above 0 s and at most a day, not {interval_s!r}")
+    return {"steps": list(steps), "interval_s": float(interval_s)}
+
+
 class LiveOps:
     """canary / promote / abort / rollback; needs the Registry's _run, _require_*, _activatable."""
 
-    def canary(self, model: str, version: str, traffic: int, reason: str = "") -> Change:
+    def canary(self, model: str, version: str, traffic: int, reason: str = "",
+               plan: dict[str, Any] | None = None) -> Change:  # fmt: skip
         """Send `traffic` % (1-99) of requests to `version`; raising or lowering the same canary's
-        share is allowed, a second canary is refused until the first is promoted or aborted."""
+        share is allowed, a second canary is refused until the first is promoted or aborted.
+
+        `plan` ({"steps": [10, 25, 50, 100], "interval_s": 60.0}, from canary_plan()) is kept in
+        the audit entry's details with the step now taken: the port server advances one step per
+        passing interval and promotes at 100 (engines/serving/analysis.py)."""
         if isinstance(traffic, bool) or not isinstance(traffic, int) or not 1 <= traffic <= 99:
             raise RegistryUsageError(f"canary traffic must be a whole percent from 1 to 99, not {traffic!r}")
+        if plan is not None:
+            plan = canary_plan(plan.get("steps"), plan.get("interval_s"))
+            if traffic not in plan["steps"]:
+                raise RegistryUsageError(f"canary traffic {traffic} % is not one of the steps {plan['steps']}")
+            plan["step"] = plan["steps"].index(traffic)
 
         def body(db: Database, now: float) -> Change:
             state = self._require_model(db, model)
@@ -44,8 +74,11 @@ class LiveOps:
                               deployed_at=target.deployed_at or now)  # fmt: skip
             msg = (f"{model} {target.version} on canary: {before} % -> {traffic} % of requests "
                    f"({state.active} keeps {100 - traffic} %)")  # fmt: skip
-            return Change("canary", model, state.active, target.version, msg,
-                          details={"reason": reason, "traffic_from": before, "traffic_to": traffic})  # fmt: skip
+            details: dict[str, Any] = {"reason": reason, "traffic_from": before, "traffic_to": traffic}
+            if plan is not None:
+                details["plan"] = plan
+                msg += f"; step {plan['step'] + 1} of {len(plan['steps'])}, every {plan['interval_s']:g} s"
+            return Change("canary", model, state.active, target.version, msg, details=details)
 
         return self._guard(model, version, lambda: self._run(model, "canary", body))
 

@@ -400,11 +400,13 @@ class Registry(LiveOps):
         self._require_model(db, model)
         return self._require_version(db, model, version)
 
-    def audit(self, model: str | None = None, limit: int | None = None) -> list[AuditEntry]:
+    def audit(self, model: str | None = None, limit: int | None = None,
+              newest_first: bool = False) -> list[AuditEntry]:  # fmt: skip
+        """Audit entries, oldest first (or, with `newest_first`, the newest `limit` newest first)."""
         db = self._open(create=False)
         if model is not None:
             check_name(model, "model name")
-        return db.audit(model, limit=limit) if db else []
+        return db.audit(model, limit=limit, newest_first=newest_first) if db else []
 
     def state_at(self, model: str, at: float) -> AuditEntry | None:
         """The audit entry in force at time `at`: its active, canary and traffic were live then."""
