@@ -115,8 +115,7 @@ class Analysis:
         figures = verdict.figures()
         figures["subject"] = self.subject
         what = "canary" if self.subject == "canary" else "bake after promote"
-        reason = (f"automatic ({what}): {verdict.reason}; window {w.duration_s:.1f} s, {n} requests, "
-                  f"{errors} errors")  # fmt: skip
+        reason = f"automatic ({what}): {verdict.reason}"  # names the threshold, the figure, the window, n
         action = "abort" if self.subject == "canary" else "rollback"
         decision = Decision(action, self.version, reason, figures)
         self.drop()
