@@ -213,6 +213,8 @@ class PortServer:
     async def reconcile(self) -> None:
         assert self.model is not None
         read: RegistryRead = await self._in(self._reg_exec, self._link.read, self.model)
+        if read.error and (self.read is None or self.read.error != read.error):
+            log.warning("%s", read.error)
         self.read = read
         state = read.state
         self.analysis.follow(state, read.entries, time.time())

@@ -54,7 +54,7 @@ class RegistryLink:
     def read(self, model: str) -> RegistryRead:
         try:
             reg = self._registry()
-            if not reg.exists():
+            if not reg.exists:
                 return RegistryRead(None, {}, [], f"no registry in {self.ws.root} yet")
             try:
                 state = reg.model(model)
