@@ -28,7 +28,25 @@ ENV_WORKSPACE = "TRAINLEDGER_WORKSPACE"
 RUNS = "runs"
 CAPTURES = "san-training"
 REGISTRY = "registry"
-PORTS_FILE = "ports.json"
+PORTS_FILE = "ports.toml"  # which model each port serves (engines/serving/portsfile.py)
+LEGACY_PORTS_FILE = "ports.json"  # what init wrote before ports.toml; never read, still watched
+PORTS_TEMPLATE = """\
+# trainledger ports: which model each port serves (trainledger ports up).
+# One [[port]] table per port; none is served until you add one, for example:
+#
+# [[port]]
+# port = 9001
+# model = "lvm-amn"        # a registry model name: the server serves its active version and canary
+#
+# [[port]]
+# port = 9005
+# passthrough = true       # the baseline port: no model, the last context vector back
+# dim = 64                 # passthrough only: the vector size it checks
+#
+# Optional in any entry:
+# host = "127.0.0.1"       # beyond loopback a token is needed ($TRAINLEDGER_SERVE_TOKEN)
+# fault = ["v3:error=0.3,latency_ms=200"]   # testing aid: injected failures for one version
+"""
 REGISTRY_NOTICE = "changed"  # registry/changed: rewritten after every registry commit
 STATE_DIR = ".trainledger"
 
@@ -159,8 +177,8 @@ def init_workspace(path: Path | str) -> Workspace:
             {"schema": MARKER_SCHEMA, "created": time.time(), "host": socket.gethostname()},
         )
     ports = root / PORTS_FILE
-    if not ports.exists():
-        atomic_write_json(ports, {"schema": "trainledger-ports/1", "ports": []})
+    if not ports.exists():  # an older workspace's ports.json is left as it is
+        atomic_write_bytes(ports, PORTS_TEMPLATE.encode())
     return Workspace(root)
 
 
@@ -384,6 +402,6 @@ def classify_change(root: Path, path: str | Path) -> WorkspaceChange | None:
         if parts[1:] == (REGISTRY_NOTICE,):
             return WorkspaceChange("registry", None, p)
         return None
-    if top == PORTS_FILE:
+    if top in (PORTS_FILE, LEGACY_PORTS_FILE) and len(parts) == 1:
         return WorkspaceChange("ports", None, p)
     return None

@@ -136,7 +136,9 @@ def test_classify_change(tmp_path: Path) -> None:
     assert c("san-training", "s.jsonl").kind == "capture"
     assert c("registry", "changed").kind == "registry"
     assert c("registry", "registry.db-wal") is None
-    assert c("ports.json").kind == "ports"
+    assert c("ports.toml").kind == "ports"
+    assert c("ports.json").kind == "ports"  # an older workspace's file
+    assert c(".ports.toml.abc.tmp") is None
     assert classify_change(root, "/elsewhere/file") is None
 
 
