@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-COMMANDS = ("open", "demo", "init", "runs", "train", "import", "capture", "san", "registry")
+COMMANDS = ("open", "demo", "init", "runs", "train", "import", "capture", "san", "registry", "serve", "ports")
 
 EPILOG = """\
 commands:
@@ -35,6 +35,10 @@ commands:
   trainledger registry canary|promote|abort|rollback MODEL ...
                                    move what is live; list, show, history, verify, export read it
                                    (trainledger registry --help)
+  trainledger serve --model MODEL --port PORT
+                                   serve a registry model's active version and canary on a port
+  trainledger ports up|down|status|list [PORT...]
+                                   start, drain and stop, or probe the ports ports.toml lists
 
 The workspace is the argument, else $TRAINLEDGER_WORKSPACE, else the current folder if it
 holds a .trainledger-workspace marker, else a default workspace in your user data folder.
@@ -127,6 +131,9 @@ def _parser() -> argparse.ArgumentParser:
         help="the model registry: deploy, canary, promote, rollback, history (see trainledger registry --help)",
         add_help=False,
     )
+    sub.add_parser("serve", help="serve a registry model on a port (see trainledger serve --help)", add_help=False)
+    sub.add_parser("ports", help="the ports in ports.toml: up, down, status, list (see trainledger ports --help)",
+                   add_help=False)  # fmt: skip
     return parser
 
 
@@ -152,6 +159,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(
             import_module(f"trainledger.engines.{argv[0]}.cli").main(argv[1:]) or 0
         )
+    if argv and argv[0] in ("serve", "ports"):  # one engine CLI for both verbs: it parses them itself
+        from trainledger.engines.serving.cli import main as serving_main
+
+        return int(serving_main(argv) or 0)
     args = _parser().parse_args(_normalise(argv))
     from trainledger.engines.workspace import InvalidId, NotAWorkspace
 
