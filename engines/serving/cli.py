@@ -292,12 +292,15 @@ def cmd_status(args: argparse.Namespace) -> int:
     if not rows:
         say(f"no ports configured in {ws.ports_file} and none recorded")
         return EXIT_OK
-    say(f"{'PORT':<6} {'STATE':<8} {'MODEL':<20} {'PID':<8} {'ACTIVE':<8} DETAIL")
+    say(f"{'PORT':<6} {'STATE':<8} {'MODEL':<18} {'PID':<8} {'ACTIVE':<12} {'CANARY':<10} {'P50':>8}  DETAIL")
     for r in rows:
         model = r.get("model") or ("passthrough" if r.get("kind") == "passthrough" else "-")
+        canary = f"{r['canary']} {r.get('traffic') or 0}%" if r.get("canary") else "-"
+        p50 = r.get("p50_ms") if r.get("p50_ms") is not None else r.get("probe_p50_ms")
+        p50_text = f"{p50:.1f}ms" if isinstance(p50, int | float) else "-"
         conf = "" if r.get("configured") else " (not in ports.toml)"
-        say(f"{r['port']:<6} {r.get('state', '?'):<8} {model:<20} {r.get('pid') or '-'!s:<8} "
-            f"{r.get('active') or '-'!s:<8} {r.get('detail', '')}{conf}")  # fmt: skip
+        say(f"{r['port']:<6} {r.get('state', '?'):<8} {model:<18} {r.get('pid') or '-'!s:<8} "
+            f"{r.get('active') or '-'!s:<12} {canary:<10} {p50_text:>8}  {r.get('detail', '')}{conf}")  # fmt: skip
     return EXIT_OK
 
 
