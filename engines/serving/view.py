@@ -30,6 +30,7 @@ REQUESTS = "trainledger_requests_total"
 ERRORS = "trainledger_request_errors_total"
 BUCKETS = "trainledger_request_duration_seconds_bucket"
 RSS = "process_resident_memory_bytes"
+_WANTED = tuple(f"{name}{end}" for name in (REQUESTS, ERRORS, BUCKETS, RSS) for end in ("{", " "))
 
 
 @dataclass(frozen=True)
@@ -159,13 +160,17 @@ class Window:
 
 def parse_metrics(body: str, at: float) -> Scrape:
     """Prometheus text as a Scrape; ValueError when it is not Prometheus text. Families the
-    server has not created yet (no request so far) count as zero."""
+    server has not created yet (no request so far) count as zero.
+
+    Only the sample lines of the four series used reach the parser (it is pure Python and
+    most of a scrape's cost); a body with none of them is parsed whole, so garbage still fails."""
     from prometheus_client.parser import text_string_to_metric_families
 
+    wanted = [line for line in body.splitlines() if line.startswith(_WANTED)]
     requests = errors = 0.0
     buckets: dict[float, float] = {}
     rss: int | None = None
-    for family in text_string_to_metric_families(body):
+    for family in text_string_to_metric_families("\n".join(wanted) + "\n" if wanted else body):
         for s in family.samples:
             if s.name == REQUESTS:
                 requests += s.value
