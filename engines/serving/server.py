@@ -18,6 +18,7 @@ import os
 import random
 import signal
 import time
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any, Callable
@@ -41,6 +42,7 @@ MAX_BODY = 8 << 20
 DRAIN_S = 5.0
 FOLLOW_S = 0.2  # how often the registry's notice file is looked at, and the analysis ticks
 KEEP_REFUSED = 10
+WARM = 3  # versions kept loaded: a rollback to the one just left swaps at once, with no load
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
 
@@ -82,7 +84,7 @@ class PortServer:
         self._predict_exec = ThreadPoolExecutor(1, thread_name_prefix="serve-predict")
         self._link = RegistryLink(ws)
         self._notice_mtime: int | None = -1
-        self._reconciling = False
+        self._warm: OrderedDict[str, Loaded] = OrderedDict()
         self._tasks: list[asyncio.Task[Any]] = []
         self.kind: str | None = None
         self.input_shape: dict[str, Any] = {}
@@ -243,12 +245,16 @@ class PortServer:
         version = read.versions.get(name)
         if version is None:
             return current
-        for loaded in (current, self.route.active, self.route.canary):
-            if loaded is not None and loaded.version == name and loaded.checksum == version.checksum:
-                return loaded
+        warm = self._warm.get(name)
+        if warm is not None and warm.checksum == version.checksum:
+            self._warm.move_to_end(name)
+            return warm
         try:
             loaded = await self._in(self._load_exec, load_version, self.ws, version)
             log.info("loaded %s %s (%s)", self.model, name, version.checksum[:12])
+            self._warm[name] = loaded
+            while len(self._warm) > WARM:
+                self._warm.popitem(last=False)
             return loaded
         except Exception as exc:  # noqa: BLE001 - Refused, or a model that cannot be built
             reason = str(exc) if isinstance(exc, Refused) else f"{type(exc).__name__}: {exc}"
