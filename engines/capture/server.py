@@ -75,14 +75,15 @@ def _bearer(request: web.Request) -> bytes:
     return cred.strip().encode("utf-8", "replace") if scheme.lower() == "bearer" else b""
 
 
-def check_token(host: str, token: str | None) -> None:
-    """ValueError unless a non-loopback `host` has a token of at least MIN_TOKEN characters."""
+def check_token(host: str, token: str | None, env: str = "TRAINLEDGER_CAPTURE_TOKEN") -> None:
+    """ValueError unless a non-loopback `host` has a token of at least MIN_TOKEN characters;
+    `env` is the variable the message names (each server reads its own)."""
     if is_loopback(host):
         return
     if not token:
         raise ValueError(
             f"refusing to listen on {host} without a token: any address other than "
-            "127.0.0.1/::1/localhost needs --token (or $TRAINLEDGER_CAPTURE_TOKEN)"
+            f"127.0.0.1/::1/localhost needs --token (or ${env})"
         )
     if len(token) < MIN_TOKEN:
         raise ValueError(

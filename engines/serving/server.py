@@ -303,7 +303,7 @@ class PortServer:
     # ------------------------------------------------------------------ lifecycle
     async def serve(self, ready: Callable[[str, int], None] | None = None, stop: asyncio.Event | None = None,
                     exit_with_parent: bool = False, log_file: str | None = None) -> None:  # fmt: skip
-        check_token(self.host, self.token)
+        check_token(self.host, self.token, TOKEN_ENV)
         if self.model is None:
             loaded = await self._in(self._load_exec, passthrough, self.passthrough_dim)
             self.route = Route("passthrough", loaded)
@@ -375,7 +375,7 @@ def run_server(ws: Workspace, *, model: str | None, port: int, host: str = "127.
                log: str | None = None, bake_s: float = BAKE_S) -> None:  # fmt: skip
     """Serve in this process until SIGTERM/SIGINT (or, with `exit_with_parent`, the parent's exit)."""
     token = token if token is not None else (os.environ.get(TOKEN_ENV) or None)
-    check_token(host, token)
+    check_token(host, token, TOKEN_ENV)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     server = PortServer(ws, model, port=port, host=host, token=token, faults=faults,
                         passthrough_dim=passthrough_dim, bake_s=bake_s)  # fmt: skip
