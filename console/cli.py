@@ -257,6 +257,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     try:
         trainer = procs.start_trainer()
         capture.start()  # in the background: the console paints meanwhile
+        if args.headless_seconds is None:
+            procs.start_serving()  # trains, registers and serves seed 003's six ports (a child process)
         from trainledger.console.app import TrainledgerApp
 
         app = TrainledgerApp(ws, theme=args.theme, origin="demo", demo=procs, readonly=args.readonly)

@@ -1,5 +1,6 @@
-"""Process control for `trainledger demo`: a demo workspace, paced ternary-VAE trainers, and
-a live capture stream (a capture server on a free port fed by a synthetic sender).
+"""Process control for `trainledger demo`: a demo workspace, paced ternary-VAE trainers, a live
+capture stream (a capture server on a free port fed by a synthetic sender) and the serving
+demo (seed 003's six ports, engines/serving/demo.py).
 
 Each trainer runs as `python -m trainledger.engines.training`, started by the launcher
 (`procs.launch`: a session of its own, log in <workspace>/.trainledger/logs/<run-id>.log,
@@ -35,6 +36,7 @@ CAPTURE_RATE = 30.0  # frames per second, a phone's camera rate
 CAPTURE_BAD_EVERY = 97  # a broken line about every 3 s: the Capture pane shows rejects
 CAPTURE_LOG = "capture-stream.log"
 SEED_LOG = "registry-seed.log"
+SERVING_LOG = "serving-demo.log"
 
 # About 4 minutes on one core: best val/loss near epoch 5, the β/LR phase change spikes the
 # loss at epoch 50, early stop ~100 epochs after the best. 139 steps per epoch at 64 steps/s
@@ -77,6 +79,7 @@ class DemoProcesses:
         self._trainers: list[Launched] = []
         self._run_ids: dict[int, str] = {}
         self._sender: Launched | None = None
+        self._serving: Launched | None = None
         self._capture: ServerState | None = None
         self.capture_session: str | None = None
 
@@ -111,6 +114,18 @@ class DemoProcesses:
         args = [sys.executable, "-m", "trainledger.engines.registry.demo_seed",
                 "--workspace", str(self.ws.root), "--run", run_id]  # fmt: skip
         self._seeder = launch(args, self.logs_dir / SEED_LOG, exit_with_parent=True)
+
+    def start_serving(self) -> subprocess.Popen[bytes]:
+        """The serving demo (engines/serving/demo.py): trains and registers seed 003's models,
+        brings up their six ports, drives traffic and runs a canary that fails by itself."""
+        if self._serving is None or _popen(self._serving).poll() is not None:
+            args = [sys.executable, "-m", "trainledger.engines.serving.demo", "--workspace", str(self.ws.root)]
+            self._serving = launch(args, self.logs_dir / SERVING_LOG, exit_with_parent=True)
+        return _popen(self._serving)
+
+    @property
+    def serving(self) -> subprocess.Popen[bytes] | None:
+        return _popen(self._serving) if self._serving is not None else None
 
     @property
     def seeder(self) -> subprocess.Popen[bytes] | None:
@@ -195,8 +210,8 @@ class DemoProcesses:
     def stop_all(self, timeout: float = 5.0) -> None:
         """SIGTERM every trainer's, the sender's and the seeder's process group together, wait up to
         `timeout` for all of them, SIGKILL the rest; then stop the capture server."""
-        others = [p for p in (self._sender, self._seeder) if p is not None]
-        stop_all([*self._running(), *others], timeout, group=True)
+        others = [p for p in (self._sender, self._seeder, self._serving) if p is not None]
+        stop_all([*self._running(), *others], timeout, group=True)  # the serving demo drains its ports
         self._stop_server(timeout)
 
     def __enter__(self) -> Self:

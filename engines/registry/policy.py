@@ -190,7 +190,7 @@ def _bad_figures(w: Window) -> str | None:
 
 
 def _over(w: Window) -> str:
-    return f"over {w.duration_s:g} s ({w.requests} requests)"
+    return f"over {w.duration_s:.3g} s ({w.requests} requests)"
 
 
 def _describe(name: str, observed: float, limit: float) -> str:
