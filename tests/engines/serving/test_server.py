@@ -215,3 +215,43 @@ def test_passthrough_gives_the_last_context_row_back(tmp_path: Path) -> None:
         status, body, version = s.post({"context": ctx})
         assert status == 200 and body["vector"] == ctx[-1] and version == "passthrough"
         assert s.get("/health")[1]["kind"] == "passthrough"
+
+
+def test_a_healthy_canary_steps_through_its_plan_and_is_promoted_by_the_server(ws: Workspace) -> None:
+    from trainledger.engines.registry.live import canary_plan
+
+    with Registry(ws) as reg:
+        reg.set_policy(MODEL, {"window_s": 0.5, "min_requests": 3})
+    with Served(ws) as s:
+        with Registry(ws) as reg:
+            reg.canary(MODEL, "v2", 10, plan=canary_plan([10, 50, 100], 1.5))
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            s.post({"context": context()})
+            with Registry(ws) as reg:
+                if reg.model(MODEL).active == "v2":
+                    break
+        with Registry(ws) as reg:
+            steps = [(e.action, e.traffic) for e in reg.audit(MODEL) if e.action in ("canary", "promote")][1:]
+            assert reg.model(MODEL).active == "v2", steps
+        assert steps == [("canary", 10), ("canary", 50), ("promote", 0)]
+
+
+def test_a_promoted_version_failing_its_bake_is_rolled_back_by_the_server(ws: Workspace) -> None:
+    with Registry(ws) as reg:
+        reg.set_policy(MODEL, {"window_s": 0.5, "min_requests": 3})
+    with Served(ws, faults=("v2:error=0.9",), bake_s=30.0) as s:
+        with Registry(ws) as reg:
+            reg.promote(MODEL, "v2", reason="a bad promote")
+        deadline = time.time() + 20
+        last = None
+        while time.time() < deadline:
+            s.post({"context": context()})
+            with Registry(ws) as reg:
+                last = reg.audit(MODEL, limit=1, newest_first=True)[0]
+            if last.action == "rollback":
+                break
+        assert last is not None and last.action == "rollback" and last.to_version == "v1"
+        assert last.details["automatic"] and last.details["figures"]["subject"] == "bake"
+        time.sleep(0.5)
+        assert {s.post({"context": context()})[2] for _ in range(20)} == {"v1"}
