@@ -27,12 +27,13 @@ from trainledger.console.executor import DaemonThreadPool
 from trainledger.console.panes.base import Pane, PaneEntry, number_bindings
 from trainledger.console.panes.capture import CapturePane
 from trainledger.console.panes.curves import CurvesPane
-from trainledger.console.panes.planned import PORTS, PlannedPane
+from trainledger.console.panes.ports import PortsPane
 from trainledger.console.panes.versions import VersionsPane
 from trainledger.console.prefetch import Prefetch
 from trainledger.console.screens.canary_prompt import CanaryPrompt
 from trainledger.console.screens.capture_session import CaptureSessionScreen
 from trainledger.console.screens.help import HelpScreen, binding_rows
+from trainledger.console.screens.port_detail import PortDetail
 from trainledger.console.screens.run_picker import RunPicker
 from trainledger.console.screens.version_history import VersionHistory
 from trainledger.console.text import ControlCharacterFilter, notify_plain, plain
@@ -60,8 +61,9 @@ PANES: list[PaneEntry] = [
               lambda app: VersionsPane(app.workspace, clock=app.clock), lazy=True,
               screens=(("Canary prompt", CanaryPrompt.BINDINGS), ("Run picker", RunPicker.BINDINGS),
                        ("History", VersionHistory.BINDINGS))),
-    PaneEntry("ports", "Ports", PlannedPane,
-              lambda app: PlannedPane(PORTS, app.workspace.root, app.location)),
+    PaneEntry("ports", "Ports", PortsPane,
+              lambda app: PortsPane(app.workspace, clock=app.clock), lazy=True,
+              screens=(("Port detail", PortDetail.BINDINGS),)),
 ]  # fmt: skip
 
 _GLOBAL_KEYS = [

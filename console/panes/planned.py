@@ -1,4 +1,5 @@
-"""Versions and Ports until their engines land: an honest empty state.
+"""A pane whose engine has not landed yet: an honest empty state (the Ports pane was one until
+issue 12; console/panes/ports.py is the real one now).
 
 Each pane says what it will show, which folder of the workspace feeds it, what is
 there now (counted live through the watcher), and which command will fill it.
@@ -38,14 +39,7 @@ VERSIONS = PaneSpec(
     "The registry engine is not part of this release yet.",
     (RegistryChanged,),
 )
-PORTS = PaneSpec(
-    "Ports",
-    "the port matrix: port → model → version → provenance, health, p50/p95 latency, errors, memory",
-    "ports.json",
-    "trainledger serve",
-    "The port servers are not part of this release yet.",
-    (PortsChanged,),
-)
+
 
 
 def count_entries(path: Path) -> int:

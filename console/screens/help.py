@@ -23,6 +23,7 @@ WIDGET_KEYS = [
     ("Runs", "PgUp PgDn  Home End", "page / first run / last run"),
     ("Filter box", "Enter / Esc", "apply the metric filter / close the box"),
     ("Sessions", "↑ ↓", "move the session cursor (Capture pane)"),
+    ("Ports", "↑ ↓", "move the port cursor (Ports pane)"),
     ("Anywhere", "ctrl+p", "command palette (every action, searchable)"),
 ]
 
