@@ -12,7 +12,9 @@ Rounds alternate the order; the figure is the median of the per-round ratios tra
 (the same body decoded and pushed through the same model in this process), so the server's
 overhead reads in microseconds, as Triton's perf_analyzer reports it.
 
-Run: python benchmarks/serving.py [--rounds 6] [--seconds 3] [--concurrency 4]
+Both servers get the same torch thread count (`--threads`, default 1, `serve`'s default).
+
+Run: python benchmarks/serving.py [--rounds 6] [--seconds 3] [--concurrency 4] [--threads 1]
 Exits 1 when the goal is missed or any request failed.
 """
 
@@ -71,8 +73,11 @@ def body_bytes(seed: int = 0) -> bytes:
     return json.dumps({"context": rng.standard_normal((CTX, DIM)).round(6).tolist()}).encode()
 
 
-def start(cmd: list[str], port: int) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def start(cmd: list[str], port: int, threads: int | None = None) -> subprocess.Popen[bytes]:
+    env = dict(os.environ)
+    if threads is not None:  # the same torch thread count for both servers
+        env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         assert proc.poll() is None, f"{cmd[:3]} exited {proc.returncode}"
@@ -148,7 +153,7 @@ async def drive(port: int, concurrency: int, seconds: float, warmup: float) -> d
             "p99_us": pct(lat, 99), "client_cpu": (time.process_time() - cpu0) / (time.monotonic() - wall0)}
 
 
-def model_call_us(weights: Path, n: int = 3000) -> tuple[float, float]:
+def model_call_us(weights: Path, threads: int, n: int = 3000) -> tuple[float, float]:
     """The same body decoded, made a tensor, pushed through the same model and encoded, in process."""
     import msgspec
     import torch
@@ -156,6 +161,7 @@ def model_call_us(weights: Path, n: int = 3000) -> tuple[float, float]:
 
     from trainledger.engines.training.lvm import ARCHITECTURES
 
+    torch.set_num_threads(threads)
     model = ARCHITECTURES[ARCH](DIM)
     model.load_state_dict(load_safetensors(weights.read_bytes()), strict=True)
     model.eval()
@@ -177,14 +183,16 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--warmup", type=float, default=1.0)
     ap.add_argument("--concurrency", type=int, default=4)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads in both servers (serve's default: 1)")
     args = ap.parse_args()
     ws, weights = prepare()
     print(f"# serving benchmark, {time.strftime('%Y-%m-%d %H:%M')}, {platform.machine()}, {os.cpu_count()} cpus, "
-          f"python {platform.python_version()}; {args.rounds} rounds x {args.seconds:g} s, C={args.concurrency}")
+          f"python {platform.python_version()}; {args.rounds} rounds x {args.seconds:g} s, C={args.concurrency}, "
+          f"{args.threads} torch thread(s) in each server")
     servers = {
         "bare": lambda port: [sys.executable, str(HERE / "_bare_serve.py"), str(weights), ARCH, str(DIM), str(port)],
         "trainledger": lambda port: [sys.executable, "-m", "trainledger.engines.serving", "serve", "--workspace",
-                                     str(ws), "--model", "amn", "--port", str(port)],
+                                     str(ws), "--model", "amn", "--port", str(port), "--threads", str(args.threads)],
     }
     results: dict[str, list[dict[str, float]]] = {k: [] for k in servers}
     ratios = []
@@ -193,7 +201,7 @@ def main() -> int:
         got = {}
         for name in order:
             port = free_port()
-            proc = start(servers[name](port), port)
+            proc = start(servers[name](port), port, args.threads)
             try:
                 got[name] = asyncio.run(drive(port, args.concurrency, args.seconds, args.warmup))
             finally:
@@ -202,15 +210,29 @@ def main() -> int:
         ratios.append(got["trainledger"]["rps"] / got["bare"]["rps"])
         print(f"round {r + 1}: bare {got['bare']['rps']:,.0f}/s, trainledger {got['trainledger']['rps']:,.0f}/s, "
               f"ratio {ratios[-1]:.2f}x (client CPU {got['trainledger']['client_cpu']:.0%})")
-    alone50, alone99 = model_call_us(weights)
+    single: dict[str, list[dict[str, float]]] = {k: [] for k in servers}  # C=1: latency without queueing
+    for r in range(2):
+        for name in (list(servers) if r % 2 == 0 else list(reversed(servers))):
+            port = free_port()
+            proc = start(servers[name](port), port, args.threads)
+            try:
+                single[name].append(asyncio.run(drive(port, 1, args.seconds, args.warmup)))
+            finally:
+                stop(proc)
+    alone50, alone99 = model_call_us(weights, args.threads)
     errors = sum(x["errors"] for xs in results.values() for x in xs)
     for name, xs in results.items():
         rps, p50s, p99s = (median([x[k] for x in xs]) for k in ("rps", "p50_us", "p99_us"))
         print(f"{name:12s} {rps:9,.0f} req/s   p50 {p50s:7.0f} us   p99 {p99s:7.0f} us")
     print(f"{'model alone':12s} {'':>15s}   p50 {alone50:7.0f} us   p99 {alone99:7.0f} us  (decode+model+encode)")
-    p50 = median([x["p50_us"] for x in results["trainledger"]])
-    print(f"server overhead at p50 (trainledger - model alone): {p50 - alone50:,.0f} us; "
-          f"at C={args.concurrency} a request also waits for the ones ahead of it")
+    for name, xs in single.items():
+        p50s, p99s = (median([x[k] for x in xs]) for k in ("p50_us", "p99_us"))
+        print(f"{name + ' C=1':16s} {'':>11s}   p50 {p50s:7.0f} us   p99 {p99s:7.0f} us  (one request at a time)")
+    t50 = median([x["p50_us"] for x in single["trainledger"]])
+    b50 = median([x["p50_us"] for x in single["bare"]])
+    print(f"overhead at p50, C=1: trainledger - model alone {t50 - alone50:,.0f} us "
+          f"(HTTP, validation, routing, metrics), trainledger - bare {t50 - b50:,.0f} us")
+    errors += sum(x["errors"] for xs in single.values() for x in xs)
     m = median(ratios)
     ok = m >= 0.8 and errors == 0
     print(f"requests/s ratio trainledger/bare: median {m:.2f}x (rounds {min(ratios):.2f}-{max(ratios):.2f}); "

@@ -27,6 +27,22 @@ class UsageError(ValueError):
     """Bad usage found after parsing: exit 2 with the message."""
 
 
+def _threads(text: str) -> int:
+    if not text.strip().isdigit() or not 1 <= int(text) <= 256:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a thread count from 1 to 256")
+    return int(text)
+
+
+def _bake(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 <= value <= 86_400:
+        raise argparse.ArgumentTypeError(f"{text!r}: the bake is 0 to 86400 seconds")
+    return value
+
+
 def _port(text: str) -> int:
     if not text.strip().isdigit() or not 0 < int(text) <= 65535:
         raise argparse.ArgumentTypeError(f"{text!r} is not a port from 1 to 65535")
@@ -69,6 +85,11 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--token", default=None, help=f"bearer token every request must carry (or ${TOKEN_ENV})")
     s.add_argument("--fault", type=_fault, action="append", default=[], metavar="V:error=F,latency_ms=MS",
                    help="testing aid: make version V fail with probability F and answer MS later (repeatable)")
+    s.add_argument("--threads", type=_threads, default=1, metavar="N",
+                   help="torch threads per forward pass (default 1: several ports share the cores; "
+                        "raise it for a large model alone on the machine)")
+    s.add_argument("--bake", type=_bake, default=600.0, metavar="SECONDS",
+                   help="how long a newly promoted version is watched and rolled back on a failed window (600)")
     s.add_argument("--log", metavar="FILE", help=argparse.SUPPRESS)  # set by `ports up`: recorded for status
     s.add_argument("--exit-with-parent", action="store_true",
                    help="stop when the process that started this one exits (the demo and `ports up` from tests)")
@@ -150,7 +171,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         run_server(ws, model=model, port=args.port, host=host, token=token, faults=faults or None,
                    passthrough_dim=args.dim, exit_with_parent=args.exit_with_parent, ready=ready,
-                   log=args.log)  # fmt: skip
+                   log=args.log, threads=args.threads, bake_s=args.bake)  # fmt: skip
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     except OSError as exc:

@@ -372,8 +372,15 @@ async def _watch_parent(stop: asyncio.Event, every: float = 0.5) -> None:
 def run_server(ws: Workspace, *, model: str | None, port: int, host: str = "127.0.0.1", token: str | None = None,
                faults: dict[str, Fault] | None = None, passthrough_dim: int | None = None,
                exit_with_parent: bool = False, ready: Callable[[str, int], None] | None = None,
-               log: str | None = None, bake_s: float = BAKE_S) -> None:  # fmt: skip
-    """Serve in this process until SIGTERM/SIGINT (or, with `exit_with_parent`, the parent's exit)."""
+               log: str | None = None, bake_s: float = BAKE_S, threads: int | None = 1) -> None:  # fmt: skip
+    """Serve in this process until SIGTERM/SIGINT (or, with `exit_with_parent`, the parent's exit).
+
+    `threads` bounds torch's threads per forward pass (set before torch is imported: the
+    OpenMP pool reads it once). One is the default: a port server for a small model is no
+    faster with more, and six of them on one machine each spinning every core fight."""
+    if threads is not None:
+        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ[var] = str(int(threads))
     token = token if token is not None else (os.environ.get(TOKEN_ENV) or None)
     check_token(host, token, TOKEN_ENV)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
