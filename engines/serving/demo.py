@@ -53,11 +53,16 @@ def say(text: str) -> None:
 
 
 def _train(ws: Workspace, kind: str, run_id: str, seed: int, settings: dict[str, Any]) -> str:
+    """One run on the demo's sequential data (seed 0's set: every port is trained on the same
+    data, as seed 003's were; `seed` changes the initialisation and the order)."""
     from trainledger.engines.training.loop import StopFlag, Trainer
     from trainledger.engines.training.loop_parts import LoopConfig
     from trainledger.engines.training.models import TaskOptions, load_builder
 
-    task = load_builder(kind)(TaskOptions(ws, seed=seed))
+    data = ws.root / "datasets" / "lvm" / "lvm-demo-seed0.npz"
+    if not data.is_file():
+        load_builder(kind)(TaskOptions(ws, seed=0))  # writes the demo set
+    task = load_builder(kind)(TaskOptions(ws, data=data, seed=seed))
     cfg = LoopConfig(epochs=int(settings.get("epochs", 3)), batch_size=128, lr=float(settings.get("lr", 3e-3)),
                      log_every=5, patience=0, seed=seed)  # fmt: skip
     result = Trainer(task, cfg, ws, run_id=run_id, name=f"demo {kind}", stop=StopFlag()).run()
@@ -77,7 +82,6 @@ def _new_run_id(ws: Workspace, base: str) -> str:
 
 def seed_registry(ws: Workspace) -> str:
     """Every model of PORTS active in the registry, and a fresh failing canary; its version."""
-    from trainledger.engines.registry.source import candidate_from_run
     from trainledger.engines.registry.store import Registry
 
     with Registry(ws) as reg:
@@ -86,7 +90,7 @@ def seed_registry(ws: Workspace) -> str:
             if model is None or kind is None or model in known:
                 continue
             run_id = _train(ws, kind, _new_run_id(ws, model), 0, settings)
-            change = reg.deploy(model, candidate_from_run(ws, run_id), reason="trainledger demo")
+            change = _deploy(ws, reg, model, run_id, "trainledger demo")
             reg.promote(model, str(change.to_version), reason="trainledger demo: first version")
             say(f"registered {model} from run {run_id}")
         state = reg.model(CANARY_MODEL)
@@ -94,14 +98,24 @@ def seed_registry(ws: Workspace) -> str:
             reg.abort(CANARY_MODEL, reason="trainledger demo: a fresh canary replaces the last one")
         seed = random.randrange(1, 1_000_000)
         run_id = _train(ws, "lvm-transformer", _new_run_id(ws, CANARY_MODEL), seed, {"epochs": 2})
-        change = reg.deploy(CANARY_MODEL, candidate_from_run(ws, run_id), reason="trainledger demo: a canary")
+        change = _deploy(ws, reg, CANARY_MODEL, run_id, "trainledger demo: a canary")
         version = str(change.to_version)
         reg.set_policy(CANARY_MODEL, {**state.policy, **CANARY_POLICY}, reason="trainledger demo: short windows")
         return version
 
 
+def _deploy(ws: Workspace, reg: Any, model: str, run_id: str, reason: str) -> Any:
+    """Deploy the run's best checkpoint with every check `registry deploy` runs (files, load, probe)."""
+    from trainledger.engines.registry.cli_deploy import run_checks
+    from trainledger.engines.registry.source import candidate_from_run
+
+    candidate = candidate_from_run(ws, run_id)
+    return reg.deploy(model, candidate, reason=reason, checks=run_checks(ws, candidate, probe=True))
+
+
 def _free(port: int) -> bool:
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds: TIME_WAIT is no obstacle
         try:
             s.bind(("127.0.0.1", port))
             return True
