@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import random
@@ -31,6 +32,7 @@ from trainledger.engines.pids import parent_alive
 from trainledger.engines.serving import records
 from trainledger.engines.serving.analysis import BAKE_S, Analysis, Decision
 from trainledger.engines.serving.faults import Fault
+from trainledger.engines.serving.kinds import BadInput  # torch-free: the kinds import torch lazily
 from trainledger.engines.serving.metrics import NO_VERSION, ServerMetrics
 from trainledger.engines.serving.split import Loaded, Route
 from trainledger.engines.serving.swap import Refused, RegistryLink, RegistryRead, load_version, passthrough
@@ -133,8 +135,6 @@ class PortServer:
         return await self._answer(loaded, body)
 
     async def _answer(self, loaded: Loaded, body: dict[str, Any]) -> web.Response:
-        from trainledger.engines.serving.kinds import BadInput
-
         version = loaded.version
         m = self.metrics.version(version)
         m.in_flight.inc()
@@ -155,8 +155,8 @@ class PortServer:
             else:
                 out = predictor.predict(body)
             out["version"] = version
-            return web.Response(body=_encode(out), content_type="application/json",
-                                headers={"X-Trainledger-Version": version})  # fmt: skip
+            return web.Response(body=_encode(out), headers={"Content-Type": "application/json",
+                                                            "X-Trainledger-Version": version})  # fmt: skip
         except BadInput as exc:
             return _json(400, {"error": str(exc), "field": exc.field, "version": version})
         except Exception as exc:  # noqa: BLE001 - the model failed: a 500 that counts against it
@@ -252,6 +252,7 @@ class PortServer:
         try:
             loaded = await self._in(self._load_exec, load_version, self.ws, version)
             log.info("loaded %s %s (%s)", self.model, name, version.checksum[:12])
+            gc.freeze()  # the new model's objects join the frozen ones
             self._warm[name] = loaded
             while len(self._warm) > WARM:
                 self._warm.popitem(last=False)
@@ -324,6 +325,8 @@ class PortServer:
             await self.reconcile()
             self._notice_mtime = self._notice()
             self._tasks += [asyncio.create_task(self.follow()), asyncio.create_task(self.analyse())]
+        gc.collect()
+        gc.freeze()  # torch, the model and the registry's modules: never scanned again by the collector
         stop = stop or asyncio.Event()
         loop = asyncio.get_running_loop()
         handled = []
