@@ -347,10 +347,15 @@ class PortProber:
             hint = " (a token is needed: $TRAINLEDGER_SERVE_TOKEN)" if h.status == 401 else ""
             return PortView(**base, state="garbage", detail=f"/health answered HTTP {h.status}{hint}", **figures)
         try:
-            health = read_health(json.loads(h.body))
+            obj = json.loads(h.body)
+            health = read_health(obj)
         except (ValueError, RecursionError) as exc:
             why = "not JSON" if isinstance(exc, json.JSONDecodeError) else clean(exc)
             return PortView(**base, state="garbage", detail=f"/health: {why}", **figures)
+        theirs = obj.get("workspace")
+        if isinstance(theirs, str) and not _same_path(theirs, self.ws.root):
+            return PortView(**base, state="garbage", detail=clean(f"served by another workspace's server "
+                                                                  f"(pid {health.pid}, {theirs})"), **figures)
         detail, metrics = self._metrics(t, st, m, health.pid)
         state = "slow" if h.ms > self.slow_ms else "up"
         if state == "slow":
@@ -399,3 +404,10 @@ class PortProber:
 def probe_once(ws: Workspace, token: str | None = None, timeout: float = TIMEOUT_S) -> list[PortView]:
     """One poll (`ports status`): states, versions, provenance; rates need a second poll."""
     return PortProber(ws, token=token, timeout=timeout).poll()
+
+
+def _same_path(a: str, b: Any) -> bool:
+    try:
+        return os.path.realpath(a) == os.path.realpath(str(b))
+    except (OSError, ValueError):
+        return False

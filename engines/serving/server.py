@@ -181,6 +181,7 @@ class PortServer:
         if route.canary is not None:
             canary = {**route.canary.describe(), "traffic": route.traffic}
         return {"ok": True, "model": self.model, "kind": self.kind, "port": self.port, "pid": os.getpid(),
+                "workspace": str(self.ws.root),
                 "started_at": self.started_at, "uptime_s": round(now - self.started_at, 3),
                 "input_shape": self.input_shape,
                 "active": None if route.active is None else route.active.describe(), "canary": canary,
@@ -233,7 +234,7 @@ class PortServer:
             salt = f"{canary_name}@{read.versions[canary_name].deployed_at!r}"
         if self._dropped and state.canary in self._dropped:  # aborted meanwhile: keep it off
             canary, traffic = None, 0
-        self.route = Route(self.model, active, canary, traffic, salt)
+        self.route = Route(self.model, active, canary, traffic, salt, route._counter)  # the sequence goes on
         if active is not None:
             self.kind, self.input_shape = active.kind, dict(getattr(active.predictor, "input_shape", {}))
 
@@ -259,7 +260,7 @@ class PortServer:
             return loaded
         except Exception as exc:  # noqa: BLE001 - Refused, or a model that cannot be built
             reason = str(exc) if isinstance(exc, Refused) else f"{type(exc).__name__}: {exc}"
-            await self._refuse(name, reason, tampered=isinstance(exc, Refused))
+            await self._refuse(name, reason, tampered=isinstance(exc, Refused) and exc.tampered)
             return current if current is not None and current.version != name else None
 
     async def _refuse(self, name: str, reason: str, tampered: bool) -> None:

@@ -26,7 +26,12 @@ AUDIT_LOOKBACK = 50
 
 
 class Refused(Exception):
-    """A version that must not be served: its bytes do not match, or are gone."""
+    """A version that must not be served: its bytes do not match (`tampered`: the registry is asked
+    to re-verify, which marks it corrupt and audits it), or it is marked corrupt or pruned already."""
+
+    def __init__(self, message: str, tampered: bool = False) -> None:
+        super().__init__(message)
+        self.tampered = tampered
 
 
 @dataclass(frozen=True)
@@ -100,11 +105,11 @@ def read_artifacts(ws: Workspace, version: Version) -> tuple[dict[str, bytes], t
         try:
             data = read_regular(path, BLOB_LIMIT)
         except (OSError, ValueError) as exc:
-            raise Refused(f"{version.version} {a.name}: the registry's copy is unreadable ({exc})") from None
+            raise Refused(f"{version.version} {a.name}: the registry's copy is unreadable ({exc})", True) from None
         got = hashlib.sha256(data).hexdigest()
         if got != a.sha256:
             raise Refused(f"{version.version} {a.name}: sha256 {got[:16]} does not match the registry's "
-                          f"{a.sha256[:16]}; not served")  # fmt: skip
+                          f"{a.sha256[:16]}; not served", True)  # fmt: skip
         out[a.name] = data
         described.append({"name": a.name, "sha256": a.sha256, "path": str(path)})
     return out, tuple(described)

@@ -192,6 +192,11 @@ def test_a_tampered_artifact_is_never_served_and_the_old_version_keeps_serving(w
         with Registry(ws) as reg:
             assert reg.version(MODEL, "v2").status == "corrupt"
             assert any(e.action == "verify" and "refused" in e.reason for e in reg.audit(MODEL))
+        with Registry(ws) as reg:
+            reg.canary(MODEL, "v3", 10)  # another change: the server reconciles, v2 stays refused
+        time.sleep(1.0)
+        with Registry(ws) as reg:
+            assert sum(e.action == "verify" for e in reg.audit(MODEL)) == 1  # re-verified once, not per reconcile
 
 
 def test_sigterm_drains_a_request_in_flight_and_removes_the_record(ws: Workspace) -> None:
@@ -255,3 +260,17 @@ def test_a_promoted_version_failing_its_bake_is_rolled_back_by_the_server(ws: Wo
         assert last.details["automatic"] and last.details["figures"]["subject"] == "bake"
         time.sleep(0.5)
         assert {s.post({"context": context()})[2] for _ in range(20)} == {"v1"}
+
+
+def test_a_port_served_from_another_workspace_is_not_shown_as_ours(tmp_path: Path) -> None:
+    from trainledger.engines.serving.portsfile import PortSpec, write_ports
+    from trainledger.engines.serving.prober import probe_once
+    from trainledger.engines.workspace import init_workspace
+
+    theirs, ours = init_workspace(tmp_path / "theirs"), init_workspace(tmp_path / "ours")
+    with Served(theirs, model=None, dim=4) as s:
+        write_ports(ours, [PortSpec(s.port, None, passthrough=True, dim=4)])
+        row = next(r for r in probe_once(ours) if r.port == s.port)
+        assert row.state == "garbage" and "another workspace" in row.detail
+        write_ports(theirs, [PortSpec(s.port, None, passthrough=True, dim=4)])
+        assert next(r for r in probe_once(theirs) if r.port == s.port).state == "up"
