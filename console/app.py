@@ -123,6 +123,7 @@ class TrainledgerApp(App[None]):
         self.exit_after: float | None = None
         self.summary = ""
         self.location = location or _pretty(workspace.root)
+        self.startup_notes: list[str] = []  # said once the screen is up (the demo's taken ports)
         # Start reading before Textual lays out the first frame (the CLI starts it earlier still).
         self.prefetch = prefetch or Prefetch(workspace).start()
         # Before any widget mounts: panes read theme colours as soon as data arrives.
@@ -170,6 +171,8 @@ class TrainledgerApp(App[None]):
                             exit_on_error=False, description="watch the workspace")
         if self.exit_after is not None:
             self.set_timer(self.exit_after, self._exit_with_summary)
+        for note in self.startup_notes:
+            notify_plain(self, note, title="Demo", timeout=15)
         self._focus_in(self.PANES[0].id)
 
     def _watch_failed(self, text: str) -> None:

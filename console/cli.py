@@ -257,11 +257,16 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     try:
         trainer = procs.start_trainer()
         capture.start()  # in the background: the console paints meanwhile
+        taken: list[str] = []
         if args.headless_seconds is None:
+            from trainledger.engines.serving.demo import taken_ports  # sockets only: no torch here
+
+            taken = taken_ports()
             procs.start_serving()  # trains, registers and serves seed 003's six ports (a child process)
         from trainledger.console.app import TrainledgerApp
 
         app = TrainledgerApp(ws, theme=args.theme, origin="demo", demo=procs, readonly=args.readonly)
+        app.startup_notes = taken
         if args.headless_seconds is not None:
             return _run_headless(app, ws, args.headless_seconds, trainer.pid)
         app.run()

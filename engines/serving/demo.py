@@ -129,6 +129,12 @@ def _any_port() -> int:
         return int(s.getsockname()[1])
 
 
+def taken_ports() -> list[str]:
+    """Seed 003's ports that are taken now, said in a line each (the console shows them)."""
+    return [f"port {port} is taken: the demo's {model or 'passthrough'} serves on a free port instead "
+            f"(see the Ports pane)" for port, model, _kind, _settings in PORTS if not _free(port)]  # fmt: skip
+
+
 def write_ports(ws: Workspace, canary_version: str) -> list[Any]:
     from trainledger.engines.serving.portsfile import PortSpec, write_ports
 
