@@ -241,16 +241,7 @@ class PortsPane(PortsActions, PortsMoves, Widget):
             self.poll_now()
         elif self.is_mounted:
             wait = max(0.05, POLL_S - (time.monotonic() - self._started_at))
-            self._timer = self.set_timer(wait, self._tick)
-
-    def _tick(self) -> None:
-        """The 1 Hz loop probes only while the pane (or its drill-down) is on screen: hidden, it
-        looks again each second without probing. A PortsChanged or RegistryChanged still polls."""
-        self._timer = None
-        if self.is_on_screen or self._detail_screen() is not None:
-            self.poll_now()
-        elif self.is_mounted:
-            self._timer = self.set_timer(POLL_S, self._tick)
+            self._timer = self.set_timer(wait, self.poll_now)
 
     def hold(self, rows: Sequence[PortView]) -> None:
         """A test hook: show these rows and ignore the prober from now on (snapshots, key tests)."""
