@@ -353,16 +353,17 @@ def test_lora_lm_serves_the_adapters_on_their_own_verified_base(ws: Workspace) -
 
 # ----------------------------------------------------------------------------- refusals at load
 def test_weights_that_cannot_be_served_are_refused_at_load(ws: Workspace, tmp_path: Path) -> None:
-    import safetensors.torch
+    from safetensors.torch import load as load_safetensors  # bytes -> tensors; never pickle
+    from safetensors.torch import save as save_safetensors
 
     version, blobs = deployed(ws, "lvm-amn")
-    tensors = safetensors.torch.load(blobs["model.safetensors"])
+    tensors = load_safetensors(blobs["model.safetensors"])
     nan = {**tensors, "query.weight": torch.full_like(tensors["query.weight"], float("nan"))}
     cases = [
         (replace(version, kind="lvm-gru", run_id=None), blobs),  # another kind's tensors
         (replace(version, kind="lvm-gru"), blobs),  # ... and its run says so
         (version, {"model.safetensors": b"not safetensors"}),
-        (version, {"model.safetensors": safetensors.torch.save(nan)}),
+        (version, {"model.safetensors": save_safetensors(nan)}),
         (version, {"weights.bin": blobs["model.safetensors"]}),
         (version, {"a.safetensors": blobs["model.safetensors"], "b.safetensors": blobs["model.safetensors"]}),
         (replace(version, kind="resnet"), blobs),
