@@ -27,8 +27,7 @@ from typing import Any, Callable
 import msgspec
 from aiohttp import web
 
-from trainledger.engines.capture.server import _bearer, check_token
-from trainledger.engines.pids import parent_alive
+from trainledger.engines.capture.server import _bearer, _watch_parent, check_token
 from trainledger.engines.serving import records
 from trainledger.engines.serving.analysis import BAKE_S, Analysis, Decision
 from trainledger.engines.serving.faults import Fault
@@ -363,14 +362,6 @@ class PortServer:
             kind="passthrough" if self.model is None else self.kind, pid=os.getpid(),
             started_at=me.create_time(), argv=tuple(me.cmdline()), token_required=bool(self.token),
             log=log_file))  # fmt: skip
-
-
-async def _watch_parent(stop: asyncio.Event, every: float = 0.5) -> None:
-    parent = os.getppid()
-    while not stop.is_set():
-        await asyncio.sleep(every)
-        if not parent_alive(parent):
-            stop.set()
 
 
 def run_server(ws: Workspace, *, model: str | None, port: int, host: str = "127.0.0.1", token: str | None = None,
