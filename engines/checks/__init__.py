@@ -1,0 +1,1 @@
+"""Checks on a run or a version: each a function giving pass/fail, a figure and a one-line reason."""
