@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from trainledger.engines.checks.base import CheckContext, CheckResult, check
-from trainledger.engines.checks.files import FileProblem, evidence, iter_lines, parse_line, user_path
+from trainledger.engines.checks.files import JSONL_LIMIT, FileProblem, evidence, iter_lines, parse_line, user_path
 from trainledger.engines.training import datapool
 
 NAME = "data_pool"
@@ -59,9 +59,11 @@ def scan(ws: Any, path: Path) -> dict[str, Any]:
     rejects: Counter[str] = Counter()
     problems: list[dict[str, Any]] = []
     seen: set[str] = set()
+    left = JSONL_LIMIT  # bytes for the whole pool, not per file
     for file in files:
         name = evidence(ws, file)
-        for lineno, line in iter_lines(file):
+        for lineno, line in iter_lines(file, left):
+            left -= len(line)
             if not line.strip():
                 continue
             try:

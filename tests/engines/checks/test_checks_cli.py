@@ -177,3 +177,17 @@ def test_file_checks_import_no_torch() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+def test_a_fifo_for_a_log_fails_the_checks_that_read_it(ws: Workspace, capsys: pytest.CaptureFixture[str]) -> None:
+    import os
+
+    dominated_run(ws)
+    metrics = ws.run_dir("lvm1") / "metrics.jsonl"
+    metrics.unlink()
+    os.mkfifo(metrics)
+    rc, out, err = cli(capsys, ws, "lvm1")
+    assert rc == 1 and not err
+    lines = {line.split(" ")[1]: line for line in out.splitlines()}
+    for name in ("loss_dominance", "schedule_smoothness", "best_vs_deployed_epoch"):
+        assert lines[name].startswith(f"FAIL {name} - metrics.jsonl: ") and "not a regular file" in lines[name]
