@@ -35,6 +35,7 @@ from trainledger.console.screens.capture_session import CaptureSessionScreen
 from trainledger.console.screens.help import HelpScreen, binding_rows
 from trainledger.console.screens.port_detail import PortDetail
 from trainledger.console.screens.run_picker import RunPicker
+from trainledger.console.screens.run_report import RunReportScreen
 from trainledger.console.screens.version_history import VersionHistory
 from trainledger.console.text import ControlCharacterFilter, notify_plain, plain
 from trainledger.console.watcher import WorkspaceWatcher
@@ -52,7 +53,8 @@ def _pretty(path: Path) -> str:
 
 PANES: list[PaneEntry] = [
     PaneEntry("curves", "Curves", CurvesPane,
-              lambda app: CurvesPane(app.workspace, clock=app.clock, prefetch=app.prefetch)),
+              lambda app: CurvesPane(app.workspace, clock=app.clock, prefetch=app.prefetch),
+              screens=(("Run report", RunReportScreen.BINDINGS),)),
     # mounted after the first paint: the Curves chart is what must show first
     PaneEntry("capture", "Capture", CapturePane,
               lambda app: CapturePane(app.workspace, clock=app.clock), lazy=True,

@@ -71,6 +71,15 @@ class RegistryChanged(ChangeMessage):
         super().__init__(model=model)
 
 
+class ReportsChanged(ChangeMessage):
+    """A stored report was written: `subject` is the run id or `MODEL@VERSION` it is about."""
+
+    subject: str
+
+    def __init__(self, subject: str) -> None:
+        super().__init__(subject=subject)
+
+
 class PortsChanged(ChangeMessage):
     """The ports file changed; `port` is the port it concerns when that is known."""
 

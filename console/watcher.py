@@ -24,10 +24,11 @@ from trainledger.console.messages import (
     ChangeMessage,
     PortsChanged,
     RegistryChanged,
+    ReportsChanged,
     RunFilesChanged,
     RunsChanged,
 )
-from trainledger.engines.workspace import STATE_DIR, WorkspaceChange, classify_change
+from trainledger.engines.workspace import REGISTRY, RUNS, STATE_DIR, WorkspaceChange, classify_change
 
 DEBOUNCE_MS = 50
 STEP_MS = 10
@@ -71,6 +72,22 @@ def messages_for(changes: Iterable[WorkspaceChange]) -> list[ChangeMessage]:
     return out
 
 
+def report_messages(root: Path, paths: Iterable[str]) -> list[ChangeMessage]:
+    """A stored report written (runs/<id>/report.json, registry/reports/<model>/<version>.json):
+    one ReportsChanged per subject. The workspace's own classification ignores these files."""
+    subjects: set[str] = set()
+    for path in paths:
+        try:
+            parts = Path(path).relative_to(root).parts
+        except ValueError:
+            continue
+        if len(parts) == 3 and parts[0] == RUNS and parts[2] == "report.json":
+            subjects.add(parts[1])
+        elif len(parts) == 4 and parts[:2] == (REGISTRY, "reports") and parts[3].endswith(".json"):
+            subjects.add(f"{parts[2]}@{parts[3][: -len('.json')]}")
+    return [ReportsChanged(s) for s in sorted(subjects)]
+
+
 class WorkspaceWatcher:
     """Watch `root` and post each change to the subscribers of its message type."""
 
@@ -89,6 +106,10 @@ class WorkspaceWatcher:
                 self._subscribers[i] = (target, wanted)
                 return
         self._subscribers.append((target, wanted))
+
+    def unsubscribe(self, target: Subscriber) -> None:
+        """Deliver nothing more to `target` (a screen that closed)."""
+        self._subscribers = [(t, w) for t, w in self._subscribers if t is not target]
 
     def stop(self) -> None:
         self._stop.set()
@@ -129,6 +150,7 @@ class WorkspaceWatcher:
                     try:
                         changes = [c for _, p in batch if (c := classify_change(self.root, p))]
                         self.dispatch(messages_for(changes))
+                        self.dispatch(report_messages(self.root, (p for _, p in batch)))
                     except Exception as exc:  # noqa: BLE001 - the next batch may be fine
                         self._failed("handling a batch of changes", exc)
                 return  # awatch ends only when stopped

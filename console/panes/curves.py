@@ -75,6 +75,7 @@ class CurvesPane(RunControl, CurvesLoader, Widget):
         Binding("e", "toggle_events", "Events", id="curves.events", show=False),
         Binding("n", "new_run", "New run", id="curves.new_run", show=False),
         Binding("S", "stop_run", "Stop run", id="curves.stop_run", show=False),
+        Binding("enter", "open_run", "Run report", id="curves.open_run"),
     ]
 
     def __init__(
@@ -290,7 +291,21 @@ class CurvesPane(RunControl, CurvesLoader, Widget):
         runlist.focus()
         return True
 
+    @on(DataTable.RowSelected, "#runs")
+    def _run_chosen(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        self.action_open_run()
+
     # ------------------------------------------------------------------ actions
+    def action_open_run(self) -> None:
+        """The cursor run's report, its claims verified against the files (a worker does it)."""
+        run_id = self.query_one(RunList).cursor_run
+        if run_id is None:
+            return
+        from trainledger.console.screens.run_report import RunReportScreen
+
+        self.app.push_screen(RunReportScreen(self.workspace, run_id))
+
     def _step_metric(self, delta: int) -> None:
         names = self.current_names()
         if not names:

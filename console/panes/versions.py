@@ -27,8 +27,9 @@ from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Static, Tree
 
-from trainledger.console.messages import RegistryChanged
+from trainledger.console.messages import RegistryChanged, ReportsChanged
 from trainledger.console.panes.versions_actions import VersionsActions
+from trainledger.console.panes.versions_provenance import VersionsProvenance
 from trainledger.console.styles import theme_style
 from trainledger.console.text import clean, notify_plain, plain
 from trainledger.console.widgets import versions_render as render
@@ -56,7 +57,7 @@ class Hashed(Message):
         self.states = states  # sha256 -> render.OK or the problem found
 
 
-class VersionsPane(VersionsActions, Widget):
+class VersionsPane(VersionsProvenance, VersionsActions, Widget):
     """The model tree on the left, the chosen version's details on the right."""
 
     DEFAULT_CSS = """
@@ -68,7 +69,7 @@ class VersionsPane(VersionsActions, Widget):
     VersionsPane #ver-detail-box { width: 1fr; height: 1fr; padding: 0 1; }
     VersionsPane #ver-detail { height: auto; }
     """
-    WANTS = (RegistryChanged,)
+    WANTS = (RegistryChanged, ReportsChanged)
     BINDINGS: ClassVar[list[Binding]] = [
         Binding("P", "promote", "Promote", id="versions.promote"),
         Binding("R", "rollback", "Roll back", id="versions.rollback"),
@@ -100,6 +101,7 @@ class VersionsPane(VersionsActions, Widget):
         self._hash_next: Key | None = None
         self._after_hash: list[tuple[Key, set[str], Callable[[], None]]] = []  # asks waiting on a re-hash
         self._registered: frozenset[str] = frozenset()
+        self._init_provenance()
 
     @property
     def readonly(self) -> bool:
@@ -120,6 +122,7 @@ class VersionsPane(VersionsActions, Widget):
         if watcher is not None:  # mounted lazily, after the app started its watcher
             watcher.subscribe(self, *self.WANTS)
         self.look = self._theme_look()
+        self.plook = self._provenance_look()
         self.set_class(self.app.size.width >= 140, "-wide")
         self._head()
         self.request_read()
@@ -186,6 +189,7 @@ class VersionsPane(VersionsActions, Widget):
             self._render_detail()
             self._tell_registered({v.run_id for v in versions if v.run_id})
             self._rehash(self.cursor_key())
+            self.request_assess()
         if self._read_again:
             self._read_again = False
             self.request_read()
@@ -214,7 +218,7 @@ class VersionsPane(VersionsActions, Widget):
         model, version = key
         if version is None:
             return render.model_line(self.models[model], self.look)
-        return render.version_line(self.versions[key], self.models.get(model), self.look, wide)
+        return render.version_line(self.versions[key], self.models.get(model), self.look, wide, self.mark(key))
 
     def _sync_tree(self) -> None:
         """Rebuild when the set of versions changed, else relabel only the lines that differ.
@@ -301,7 +305,8 @@ class VersionsPane(VersionsActions, Widget):
             box.update(plain(text) if not self.read_error else plain(f"⚠ {self.read_error}"))
         elif v is not None:
             width = self.query_one("#ver-detail-box").size.width or 80
-            box.update(render.details_text(v, m, self.audit, self.hashed, self.look, self.clock(), width))
+            box.update(render.details_text(v, m, self.audit, self.hashed, self.look, self.clock(), width,
+                                           self.provenance_text((v.model, v.version))))  # fmt: skip
         elif m is not None:
             box.update(render.model_details(m, [x for k, x in self.versions.items() if k[0] == m.name], self.look))
 
@@ -375,6 +380,7 @@ class VersionsPane(VersionsActions, Widget):
 
     def _restyle_now(self) -> None:
         self.look = self._theme_look()
+        self.plook = self._provenance_look()
         self._shape = []
         self._sync_tree()
         self._render_detail()

@@ -119,8 +119,14 @@ class VersionsActions(_Base):
         if v is None:
             return notify_plain(self, f"{m.name}: nothing to promote (no canary); select a version",
                                 title="Promote", severity="warning")  # fmt: skip
-        self.hashed_then(v, lambda: self._ask(render.promote_ask(m, v, self.hashed),
-                                              lambda: self._op("promote", m.name, v.version)))  # fmt: skip
+        from trainledger.console.panes.versions_provenance import provenance_ask
+
+        def ask(a: Any) -> None:  # a: the version's stored report, verified just now
+            extra = a.audit_detail() if a.blocks else None
+            self._ask(provenance_ask(render.promote_ask(m, v, self.hashed), v.version, a),
+                      lambda: self._op("promote", m.name, v.version, extra=extra))  # fmt: skip
+
+        self.hashed_then(v, lambda: self.assessed_then((m.name, v.version), ask))
 
     def action_rollback(self) -> None:
         if self._refuse_readonly("rollback") or (got := self._need(version=False)) is None:
@@ -191,14 +197,15 @@ class VersionsActions(_Base):
                 return
 
     @work(thread=True, group="versions-op", exit_on_error=False, description="registry operation")
-    def _op(self, what: str, model: str | None, version: str | None, traffic: int = 0) -> None:
+    def _op(self, what: str, model: str | None, version: str | None, traffic: int = 0,
+            extra: dict[str, Any] | None = None) -> None:  # fmt: skip
         from trainledger.engines.registry.store import Registry
 
         title = f"{what.capitalize()} {model or ''}".strip()
         try:
             with Registry(self.workspace) as reg:
                 if what == "promote":
-                    text = reg.promote(model, version, reason=REASON).message  # type: ignore[arg-type]
+                    text = reg.promote(model, version, reason=REASON, details=extra).message  # type: ignore[arg-type]
                 elif what == "rollback":
                     text = reg.rollback(model, version, reason=REASON).message  # type: ignore[arg-type]
                 elif what == "canary":

@@ -134,12 +134,16 @@ def model_line(m: ModelState, look: Look) -> Text:
     return t
 
 
-def version_line(v: Version, m: ModelState | None, look: Look, wide: bool = False) -> Text:
-    """`✔ v3  active`, `· v2  inactive  ◂ rollback target`; with `wide` the epoch and the run too.
+def version_line(v: Version, m: ModelState | None, look: Look, wide: bool = False, mark: Text | None = None) -> Text:
+    """`✔ v3  active`, `· v2  inactive  ◂ rollback target`; with `wide` the epoch and the run too;
+    `mark` (the stored report's verification state) after the status.
 
     Built in as few pieces as it can: a rebuild makes 2,000 of these."""
     t = Text(end="")
     t.append(clean(f"{glyph(v.status)} {v.version}  {status_text(v, m)}"), look.of(v.status))
+    if mark is not None:
+        t.append("  ")
+        t.append_text(mark)
     if m is not None and v.version == m.previous:
         t.append(f"  {ROLLBACK_MARK}", look.head)
     if v.pruned_at is not None:
@@ -199,9 +203,10 @@ def artifact_line(name: str, sha: str, size: int, state: str, look: Look, sha_wi
 
 
 def details_text(v: Version, m: ModelState | None, audit: Sequence[AuditEntry], hashed: Mapping[str, str],
-                 look: Look, now: float, width: int = 80) -> Text:  # fmt: skip
-    """Everything about one version: files and their re-hash state, checks, where it came from,
-    metrics, how to remake it, and its audit entries (newest first)."""
+                 look: Look, now: float, width: int = 80, provenance: Text | None = None) -> Text:  # fmt: skip
+    """Everything about one version: files and their re-hash state, checks, its stored report's
+    verification (`provenance`), where it came from, metrics, how to remake it, and its audit
+    entries (newest first)."""
     sha_width = 64 if width >= 80 else max(12, width - 18)
     out = Text(end="")
 
@@ -235,6 +240,9 @@ def details_text(v: Version, m: ModelState | None, audit: Sequence[AuditEntry], 
         line(check_line(c, look))
     if not v.checks:
         line(plain("  none recorded", look.muted))
+    if provenance is not None:
+        section("provenance (the stored report, verified now)")
+        line(Text("  ", end=""), Text("\n  ", end="").join(provenance.split("\n")))
     section("source")
     line(plain(f"  run        {v.run_id}" if v.run_id else f"  from       {v.source}"))
     if v.checkpoint:

@@ -82,9 +82,12 @@ class LiveOps:
 
         return self._guard(model, version, lambda: self._run(model, "canary", body))
 
-    def promote(self, model: str, version: str | None = None, reason: str = "") -> Change:
+    def promote(self, model: str, version: str | None = None, reason: str = "",
+                details: dict[str, Any] | None = None) -> Change:  # fmt: skip
         """Make the canary (or the named version) active; the version it replaces becomes the
-        rollback target. A canary of another version is cleared (back to 0 %)."""
+        rollback target. A canary of another version is cleared (back to 0 %). `details` go into
+        the audit entry as well (the console's {"provenance": ...} when a promotion was typed past
+        stale or contradicted claims); they cannot replace the entry's own fields."""
 
         def body(db: Database, now: float) -> Change:
             state = self._require_model(db, model)
@@ -104,7 +107,7 @@ class LiveOps:
             if cleared:
                 msg += f"; canary {cleared} cleared"
             return Change("promote", model, state.active, target.version, msg,
-                          details={"reason": reason, "cleared_canary": cleared})  # fmt: skip
+                          details={**(details or {}), "reason": reason, "cleared_canary": cleared})  # fmt: skip
 
         return self._guard(model, version, lambda: self._run(model, "promote", body))
 
