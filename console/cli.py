@@ -13,7 +13,16 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-COMMANDS = ("open", "demo", "init", "runs", "train", "import", "capture", "san", "registry", "serve", "ports")
+# provenance verbs: each an engine CLI with a parser of its own (report, check and reproduce may
+# load torch in this process: they are never called from the console)
+PROVENANCE = {
+    "report": "trainledger.engines.provenance.report_cli",
+    "verify": "trainledger.engines.provenance.verify_cli",
+    "check": "trainledger.engines.checks.cli",
+    "reproduce": "trainledger.engines.provenance.reproduce_cli",
+}
+COMMANDS = ("open", "demo", "init", "runs", "train", "import", "capture", "san", "registry", "serve", "ports",
+            *PROVENANCE)  # fmt: skip
 
 EPILOG = """\
 commands:
@@ -39,6 +48,14 @@ commands:
                                    serve a registry model's active version and canary on a port
   trainledger ports up|down|status|list [PORT...]
                                    start, drain and stop, or probe the ports ports.toml lists
+  trainledger report RUN|MODEL@VERSION [--format text|json|md]
+                                   a training report: every claim with its file and sha256
+  trainledger verify RUN|MODEL@VERSION... [--claims FILE]
+                                   re-derive every claim: exit 1 if any is stale or contradicted
+  trainledger check RUN|MODEL@VERSION [--only NAME] [--json]
+                                   the checks (outputs vary, load count, fields kept, data, ...)
+  trainledger reproduce RUN [--epochs N]
+                                   re-run a run's training and compare its metrics step by step
 
 The workspace is the argument, else $TRAINLEDGER_WORKSPACE, else the current folder if it
 holds a .trainledger-workspace marker, else a default workspace in your user data folder.
@@ -131,6 +148,13 @@ def _parser() -> argparse.ArgumentParser:
         help="the model registry: deploy, canary, promote, rollback, history (see trainledger registry --help)",
         add_help=False,
     )
+    for verb, text in (
+        ("report", "a training report whose every claim names its file (see trainledger report --help)"),
+        ("verify", "re-derive a report's or a claims file's claims; exit 1 if stale or contradicted"),
+        ("check", "the file and model checks of a run or version (see trainledger check --help)"),
+        ("reproduce", "re-run a run's training and compare the metrics step by step"),
+    ):
+        sub.add_parser(verb, help=text, add_help=False)
     sub.add_parser("serve", help="serve a registry model on a port (see trainledger serve --help)", add_help=False)
     sub.add_parser("ports", help="the ports in ports.toml: up, down, status, list (see trainledger ports --help)",
                    add_help=False)  # fmt: skip
@@ -159,6 +183,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(
             import_module(f"trainledger.engines.{argv[0]}.cli").main(argv[1:]) or 0
         )
+    if argv and argv[0] in PROVENANCE:
+        from importlib import import_module
+
+        return int(import_module(PROVENANCE[argv[0]]).main(argv[1:]) or 0)
     if argv and argv[0] in ("serve", "ports"):  # one engine CLI for both verbs: it parses them itself
         from trainledger.engines.serving.cli import main as serving_main
 
