@@ -6,7 +6,9 @@ STALE, naming the file. With its evidence intact the value is recomputed now (de
 and compared with same_value (the claim's own `tol`, else model.REL_TOL): VERIFIED, or
 CONTRADICTED with the recomputed value beside the claimed one. A claim with no evidence is
 UNVERIFIED, with its reason. Hand-written claims (a claims file) have no evidence of their own:
-they are recomputed now and compared the same way; an unknown key is UNVERIFIED.
+they are recomputed now and compared the same way; an unknown key is UNVERIFIED. Keys beyond
+the claims-file vocabulary that a report carries (data_path, samples, checkpoint, reproduce, ...)
+are checked too when derive_key can recompute them.
 
 Torch-free (the console runs this in a worker thread): only hashing and derive.py, which reads
 files. Every file is opened as a regular file; hashing streams, it never reads a file whole.
@@ -14,7 +16,6 @@ files. Every file is opened as a regular file; hashing streams, it never reads a
 
 from __future__ import annotations
 
-import hashlib
 import math
 from dataclasses import replace
 from datetime import datetime, timezone
@@ -37,11 +38,10 @@ from trainledger.engines.provenance.model import (
     same_value,
 )
 from trainledger.engines.provenance.subject import Subject, resolve
-from trainledger.engines.safeio import NotRegularFile, open_regular_file
+from trainledger.engines.safeio import NotRegularFile
 from trainledger.engines.safetext import clean
 from trainledger.engines.workspace import Workspace
 
-_CHUNK = 1 << 20
 UNKNOWN_KEY = "unknown claim key"
 
 
@@ -63,17 +63,12 @@ def evidence_path(ws: Workspace, path: str) -> Path:
 
 
 def sha256_now(path: Path) -> str:
-    """The sha256 of a regular file's bytes, or sha256_tree of a folder. Raises OSError
-    (FileNotFoundError when gone, NotRegularFile for a FIFO, a device, a socket)."""
-    if path.is_dir():
-        from trainledger.engines.training.provenance import sha256_tree
+    """The sha256 of a regular file's bytes, or sha256_tree of a folder (derive_files.sha256_path,
+    whose cache is keyed by the file's size, mtime, ctime and inode, so a changed byte is seen).
+    Raises OSError: FileNotFoundError when gone, NotRegularFile for a FIFO, a device, a socket."""
+    from trainledger.engines.provenance.derive_files import sha256_path
 
-        return sha256_tree(path)
-    h = hashlib.sha256()
-    with open_regular_file(path) as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
+    return sha256_path(path)
 
 
 def evidence_change(ws: Workspace, ev: Evidence) -> str | None:
@@ -178,10 +173,10 @@ def verify_claims(
     derive = _Deriver(ws, subj)
     out: list[Verdict] = []
     for claim in claims:
-        if not known_key(claim.key):
+        recomputed = derive.key(claim.key, artifact if claim.key.startswith("field_share.") else None)
+        if not known_key(claim.key) and not recomputed.proven:
             out.append(Verdict(claim, UNVERIFIED, None, UNKNOWN_KEY))
             continue
-        recomputed = derive.key(claim.key, artifact if claim.key.startswith("field_share.") else None)
         verdict = compare(claim, recomputed)
         out.append(replace(verdict, claim=replace(claim, evidence=recomputed.evidence)))
     return out

@@ -20,7 +20,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
 
-from trainledger.engines.provenance.model import FAILING, STATES, Verdict
+from trainledger.engines.provenance.model import CONTRADICTED, FAILING, STATES, Verdict
 from trainledger.engines.safetext import clean
 
 EXIT_OK, EXIT_FAILING, EXIT_USAGE = 0, 1, 2
@@ -70,15 +70,29 @@ def _finite(obj: Any) -> Any:
     return obj
 
 
-def verdict_line(v: Verdict) -> str:
-    """`state  key  claimed  [recomputed]  evidence-file  detail`, one line."""
+def _cells(v: Verdict) -> list[str]:
+    """state, key, claimed, [recomputed] (when it differs from the claimed text), evidence, detail."""
+    claimed = _value(v.claim.value)
+    recomputed = "" if v.recomputed is None else _value(v.recomputed)
     evidence = clean(v.claim.evidence[0].path) if v.claim.evidence else "-"
-    recomputed = f"[{_value(v.recomputed)}]" if v.recomputed is not None else "[-]"
-    parts = [f"{v.state:<12}", f"{clean(v.claim.key):<22}", f"{_value(v.claim.value):<12}", f"{recomputed:<14}",
-             evidence]  # fmt: skip
-    if v.detail:
-        parts.append(clean(v.detail))
-    return "  ".join(parts).rstrip()
+    shown = f"[{recomputed}]" if recomputed and (recomputed != claimed or v.state == CONTRADICTED) else ""
+    return [v.state, clean(v.claim.key), claimed, shown, evidence, clean(v.detail)]
+
+
+def verdict_lines(verdicts: Sequence[Verdict]) -> list[str]:
+    """`state  key  claimed  [recomputed]  evidence-file  detail`, one line per verdict, the
+    first four columns aligned (the recomputed value only where it is not the claimed one)."""
+    rows = [_cells(v) for v in verdicts]
+    widths = [max((len(r[i]) for r in rows), default=0) for i in range(4)]
+    out = []
+    for row in rows:
+        head = [cell.ljust(width) for cell, width in zip(row[:4], widths) if width]
+        out.append("  ".join([*head, *[c for c in row[4:] if c]]).rstrip())
+    return out
+
+
+def verdict_line(v: Verdict) -> str:
+    return verdict_lines([v])[0]
 
 
 def summary_line(subject: str, tally: dict[str, int], note: str) -> str:
@@ -125,8 +139,8 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         out.write(json.dumps(_finite(doc), indent=2, ensure_ascii=False, allow_nan=False, default=str) + "\n")
     else:
         for label, verdicts, note in results:
-            for v in verdicts:
-                out.write(verdict_line(v) + "\n")
+            for line in verdict_lines(verdicts):
+                out.write(line + "\n")
             out.write(summary_line(label, verify.counts(verdicts), note) + "\n")
     return EXIT_OK if ok else EXIT_FAILING
 
