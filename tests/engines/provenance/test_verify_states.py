@@ -204,3 +204,16 @@ def test_cli_bad_usage_is_one_line_exit_2(ws: Workspace, run: str, tmp_path: Pat
 def test_cli_a_folder_that_is_no_workspace_is_exit_2(tmp_path: Path) -> None:
     code, _, err = cli("r1", "--workspace", str(tmp_path / "nowhere"))
     assert code == 2 and "does not exist" in err and not (tmp_path / "nowhere").exists()
+
+
+def test_cli_a_stored_report_that_cannot_be_read_is_exit_2(ws: Workspace, run: str) -> None:
+    stored = ws.run_dir(run) / "report.json"
+    stored.write_text("{not json")
+    code, out, err = cli(run, "--workspace", str(ws.root))
+    assert code == 2 and out == "" and err.startswith("trainledger verify: r1: the stored report cannot be read")
+    stored.write_text(json.dumps({"schema": "something-else/9"}))
+    assert cli(run, "--workspace", str(ws.root))[0] == 2
+    stored.unlink()
+    os.mkfifo(stored)  # refused at once, never waited on
+    code, _, err = cli(run, "--workspace", str(ws.root))
+    assert code == 2 and "FIFO" in err and err.count("\n") == 1
