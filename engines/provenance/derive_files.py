@@ -86,21 +86,23 @@ def sha256_path(path: Path) -> str:
     return sha256_file(path)
 
 
-def read_json(path: Path, limit: int = JSON_LIMIT) -> Any:
+def read_json(path: Path, limit: int = JSON_LIMIT, shown: str | None = None) -> Any:
+    name = shown or path.name
     try:
         data = read_regular(path, limit)
     except FileNotFoundError:
-        raise Unprovable(f"{path.name}: no such file") from None
+        raise Unprovable(f"{name}: no such file") from None
     except OSError as exc:
-        raise Unprovable(f"{path.name}: cannot be read ({exc.strerror or exc})") from None
+        raise Unprovable(f"{name}: cannot be read ({exc.strerror or exc})") from None
     try:
         return json.loads(data)
     except (ValueError, RecursionError) as exc:
-        raise Unprovable(f"{path.name}: not JSON ({str(exc)[:120]})") from None
+        raise Unprovable(f"{name}: not JSON ({str(exc)[:120]})") from None
 
 
-def read_jsonl(path: Path, limit: int = JSONL_LIMIT) -> list[dict[str, Any]]:
+def read_jsonl(path: Path, limit: int = JSONL_LIMIT, shown: str | None = None) -> list[dict[str, Any]]:
     """The JSON objects of a JSON Lines file (other lines skipped, as the metrics reader does)."""
+    name = shown or path.name
     rows: list[dict[str, Any]] = []
     try:
         with open_regular_file(path) as fh:
@@ -108,7 +110,7 @@ def read_jsonl(path: Path, limit: int = JSONL_LIMIT) -> list[dict[str, Any]]:
             for line in fh:
                 total += len(line)
                 if total > limit:
-                    raise Unprovable(f"{path.name}: over the {limit}-byte limit")
+                    raise Unprovable(f"{name}: over the {limit}-byte limit")
                 if not line.endswith(b"\n") or not line.strip():
                     continue  # a last line still being written, or a blank one
                 try:
@@ -118,9 +120,9 @@ def read_jsonl(path: Path, limit: int = JSONL_LIMIT) -> list[dict[str, Any]]:
                 if isinstance(obj, dict):
                     rows.append(obj)
     except FileNotFoundError:
-        raise Unprovable(f"{path.name}: no such file") from None
+        raise Unprovable(f"{name}: no such file") from None
     except OSError as exc:
-        raise Unprovable(f"{path.name}: cannot be read ({exc.strerror or exc})") from None
+        raise Unprovable(f"{name}: cannot be read ({exc.strerror or exc})") from None
     return rows
 
 
@@ -248,14 +250,14 @@ class Source:
         return value
 
     def metrics(self) -> list[dict[str, Any]]:
-        return self.cached("metrics", lambda: read_jsonl(self.need_run() / METRICS_FILE))
+        return self.cached("metrics", lambda: read_jsonl(self.need_run() / METRICS_FILE, shown=METRICS_FILE))
 
     def events(self) -> list[dict[str, Any]]:
-        return self.cached("events", lambda: read_jsonl(self.need_run() / EVENTS_FILE))
+        return self.cached("events", lambda: read_jsonl(self.need_run() / EVENTS_FILE, shown=EVENTS_FILE))
 
     def sidecar(self, tag: str) -> dict[str, Any]:
         def make() -> dict[str, Any]:
-            obj = read_json(self.need_run() / "checkpoints" / f"{tag}.json")
+            obj = read_json(self.need_run() / "checkpoints" / f"{tag}.json", shown=f"checkpoints/{tag}.json")
             if not isinstance(obj, dict):
                 raise Unprovable(f"checkpoints/{tag}.json is not a JSON object")
             return obj
