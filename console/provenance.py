@@ -26,44 +26,23 @@ MARKS: dict[str, str] = {
     VERIFIED: "✓", UNVERIFIED: "✓", STALE: "⚠", CONTRADICTED: "⚠", FAILING_CHECKS: "✗",
     NO_REPORT: "·", ERROR: "?", CHECKING: "…",
 }  # fmt: skip
-REPORT_NAME = "report.json"
 
 
 def load_stored(ws: Workspace, subject: Subject) -> Report | None:
-    """The subject's stored report (engines.provenance.store.load_report), None when there is none."""
-    try:
-        from trainledger.engines.provenance.store import load_report
-    except ImportError:  # until the store lands: the same file, read here
-        return _load_file(ws, subject)
+    """The subject's stored report, None when there is none (ValueError, OSError for a bad one)."""
+    from trainledger.engines.provenance.store import load_report
+
     return load_report(ws, subject)
 
 
-def _load_file(ws: Workspace, subject: Subject) -> Report | None:
-    import json
-
-    from trainledger.engines.safeio import read_regular
-
-    if subject.is_version:
-        path = version_report_file(ws, subject.model or "", subject.version.version)  # type: ignore[union-attr]
-    else:
-        path = subject.run_dir / REPORT_NAME if subject.run_dir else None
-    if path is None or not path.exists():
-        return None
-    return Report.from_json(json.loads(read_regular(path, 64 << 20)))
-
-
 def version_report_file(ws: Workspace, model: str, version: str) -> Path | None:
-    """registry/reports/<model>/<version>.json (ids validated), None for an id that is no id."""
+    """registry/reports/<model>/<version>.json (ids validated), None for an id that is no id: where
+    engines.provenance.store keeps a version's report, found without opening the registry."""
+    from trainledger.engines.provenance.store import REPORTS_DIR
+
     try:
-        folder = ws.registry_dir / "reports" / validate_id(model, "model name")
+        folder = ws.registry_dir / REPORTS_DIR / validate_id(model, "model name")
         return folder / f"{validate_id(version, 'version')}.json"
-    except InvalidId:
-        return None
-
-
-def run_report_file(ws: Workspace, run_id: str) -> Path | None:
-    try:
-        return ws.run_dir(validate_id(run_id, "run id")) / REPORT_NAME
     except InvalidId:
         return None
 
