@@ -161,6 +161,22 @@ class SessionStore:
             self._dirty.add(session_id)
             self._want_flush()
 
+    def append_now(self, session_id: str, data: bytes) -> bool:
+        """`append_bytes` without a coroutine, where it could not have waited: fsync off or
+        batch and the session's lock free (nothing awaits while appending under it). False
+        when it did nothing: then await `append_bytes`. OSError as there."""
+        if self._closed or self.fsync == "always" or not data.endswith(b"\n"):
+            return False
+        entry = self._open(session_id)
+        if entry.lock.locked():
+            return False
+        _append(entry, data)
+        entry.written += 1
+        if self.fsync == "batch":
+            self._dirty.add(session_id)
+            self._want_flush()
+        return True
+
     async def _sync_to(self, entry: _Open, seq: int) -> None:
         """Wait until write `seq` is on disk; one fsync serves every waiter behind it."""
         loop = asyncio.get_running_loop()
