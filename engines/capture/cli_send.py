@@ -12,7 +12,7 @@ import os
 import sys
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from trainledger.engines.capture.client import (
     DEFAULT_URL,
@@ -23,7 +23,11 @@ from trainledger.engines.capture.client import (
     send_files,
     send_lines,
 )
-from trainledger.engines.capture.synth import BAD_KINDS, FrameSynth
+
+if TYPE_CHECKING:  # synth needs numpy: imported where frames are made, so that `capture serve`
+    # (whose parser this module builds) never loads it; numpy in the server's process cost
+    # about a fifth of its 1-frame request rate (docs/benchmarks.md)
+    from trainledger.engines.capture.synth import FrameSynth
 
 TOKEN_ENV = "TRAINLEDGER_CAPTURE_TOKEN"
 EXIT_OK, EXIT_REJECTS, EXIT_ERROR = 0, 1, 2
@@ -143,13 +147,15 @@ def synth_lines(synth: FrameSynth, rate: float, seconds: float | None, bad_every
                 parent: int | None = None) -> Iterator[bytes]:  # fmt: skip
     """Frames for a live stream: `rate` a second of session time, stopping after `seconds` of
     frames or when `parent` (a pid) is no longer our parent."""
+    from trainledger.engines.capture.synth import BAD_KINDS as bad_kinds
+
     limit = None if seconds is None else max(0, round(seconds * rate))
     i = 0
     while limit is None or i < limit:
         if parent is not None and os.getppid() != parent:
             return
         if bad_every > 0 and i % bad_every == bad_every - 1:
-            yield synth.bad_frame(BAD_KINDS[(i // bad_every) % len(BAD_KINDS)])
+            yield synth.bad_frame(bad_kinds[(i // bad_every) % len(bad_kinds)])
         else:
             yield synth.frame_line(i / rate, i)
         i += 1
@@ -161,6 +167,8 @@ def _stream(args: argparse.Namespace) -> int:
         print("capture stream: --rate must be above 0", file=sys.stderr)
         return EXIT_ERROR
     parent = os.getppid() if args.exit_with_parent else None
+    from trainledger.engines.capture.synth import FrameSynth
+
     lines = synth_lines(
         FrameSynth(args.seed, session), args.rate, args.seconds, args.bad_every, parent
     )

@@ -251,3 +251,17 @@ def test_foreground_serve_prints_its_url_and_exits_cleanly_on_sigterm(
         check=False, capture_output=True, text=True, timeout=30,
     )  # fmt: skip
     assert stop.returncode == 1 and "no capture server" in stop.stdout
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="reads /proc/<pid>/maps (Linux)")
+def test_the_server_process_never_loads_numpy(ws: Workspace) -> None:
+    """numpy in the server's process cost about a fifth of its 1-frame request rate
+    (docs/benchmarks.md, issue 9): `capture serve` builds the `send` parsers, whose frame
+    synthesiser needs numpy, so that module must load it only where frames are made."""
+    state = start_server(ws, port=0, fsync="off")
+    try:
+        maps = Path(f"/proc/{state.pid}/maps").read_text()
+        assert "/numpy/" not in maps and "numpy.libs" not in maps
+        assert state.alive
+    finally:
+        stop_server(ws)
