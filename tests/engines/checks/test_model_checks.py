@@ -4,6 +4,7 @@ One workspace per module:
 - `tv`: the ternary VAE, 1 epoch; `zeroed`: a copy of it whose best checkpoint has every
   weight set to 0 (written with safetensors.numpy, its sidecar's sha256/bytes updated so it
   loads): the latent mean is the same for every input.
+- `san`: SAN on its demo capture, 1 epoch.
 - `lm`: lm-base, 1 epoch, d_model 16, 1 layer (its greedy text is whatever it is).
 """
 
@@ -47,6 +48,7 @@ def ws(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
     root = tmp_path_factory.mktemp("model_checks") / "ws"
     init_workspace(root)
     train(root, "tv", "ternary-vae", "--epochs", "1", "--batch-size", "512", "--set", "prior_samples=2048")
+    train(root, "san", "san", "--epochs", "1")
     train(root, "lm", "lm-base", "--epochs", "1", "--set", "d_model=16", "--set", "n_layers=1")
     shutil.copytree(root / "runs/tv", root / "runs/zeroed")
     run = json.loads((root / "runs/zeroed/run.json").read_text())
@@ -113,3 +115,14 @@ def test_generated_text_on_a_tiny_lm(ws: Workspace) -> None:
     assert one(ws, "lm", "non_flat_output").ok is True
     skipped = one(ws, "tv", "generated_text")
     assert skipped.ok is None and "lm-base" in skipped.reason
+
+
+def test_san_load_count_and_mix_factor(ws: Workspace) -> None:
+    count = one(ws, "san", "load_count")
+    assert count.ok is True, count.reason
+    assert count.figure == count.details["total_params"] > 0
+    mix = one(ws, "san", "mix_factor")
+    assert mix.ok is True, mix.reason
+    assert mix.figure["0.0"] == 0.0 and mix.figure["1.0"] > mix.figure["0.5"] > 0
+    assert one(ws, "san", "non_flat_output").ok is True
+    assert one(ws, "tv", "mix_factor").ok is None  # not a SAN: skipped when asked by name
