@@ -160,6 +160,8 @@ class PortsPane(PortsActions, PortsMoves, Widget):
         yield Static("", id="ports-foot")
 
     def on_mount(self) -> None:
+        if not self.query(PortsTable):  # a lazy pane whose children went with a quit before it finished mounting
+            return
         watcher = getattr(self.app, "watcher", None)
         if watcher is not None:  # mounted lazily, after the app started its watcher
             watcher.subscribe(self, *self.WANTS)

@@ -118,6 +118,8 @@ class VersionsPane(VersionsProvenance, VersionsActions, Widget):
                 yield Static("", id="ver-detail")
 
     def on_mount(self) -> None:
+        if not self.query("#ver-tree"):  # a lazy pane whose children went with a quit before it finished mounting
+            return
         watcher = getattr(self.app, "watcher", None)
         if watcher is not None:  # mounted lazily, after the app started its watcher
             watcher.subscribe(self, *self.WANTS)
