@@ -39,7 +39,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--artifact", metavar="PATH", help="a JSON or JSONL file for field_preservation")
     p.add_argument("--fields", metavar="F,F", help="field paths for field_preservation (audio_frames[].gesture_token)")
-    p.add_argument("--data", metavar="PATH", help="a data file or folder for lvm_dataset / data_pool "
+    p.add_argument("--data", metavar="PATH", help="a data file or folder for lvm_dataset / data_pool / vocabulary "
                                                   "(default: the run's own)")  # fmt: skip
     p.add_argument("--workspace", metavar="DIR", help="workspace folder (default: as the console finds one)")
     return p

@@ -49,7 +49,9 @@ class Refused(ValueError):
 
 def data_path(ctx: CheckContext) -> Path | None:
     run, opts = ctx.subject.run, ctx.options
-    text = opts.get("data") or (run.get("task_options") or {}).get("data") or (run.get("config") or {}).get("data_path")
+    recorded = run.get("data") if isinstance(run.get("data"), dict) else {}
+    text = (opts.get("data") or recorded.get("path") or (run.get("task_options") or {}).get("data")
+            or (run.get("config") or {}).get("data_path"))  # fmt: skip
     if not text and ctx.subject.version is not None:
         text = ctx.subject.version.dataset_path
     return user_path(ctx.ws, str(text)) if text else None

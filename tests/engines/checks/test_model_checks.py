@@ -6,6 +6,8 @@ One workspace per module:
   loads): the latent mean is the same for every input.
 - `san`: SAN on its demo capture, 1 epoch.
 - `lm`: lm-base, 1 epoch, d_model 16, 1 layer (its greedy text is whatever it is).
+- `vq`: the vocabulary, 2 epochs on its demo features; `vqdead`: a copy with every centroid
+  zeroed (L2-normalised features are then equally far from all: everything is token 0).
 """
 
 from __future__ import annotations
@@ -50,11 +52,13 @@ def ws(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
     train(root, "tv", "ternary-vae", "--epochs", "1", "--batch-size", "512", "--set", "prior_samples=2048")
     train(root, "san", "san", "--epochs", "1")
     train(root, "lm", "lm-base", "--epochs", "1", "--set", "d_model=16", "--set", "n_layers=1")
-    shutil.copytree(root / "runs/tv", root / "runs/zeroed")
-    run = json.loads((root / "runs/zeroed/run.json").read_text())
-    run["run_id"] = "zeroed"
-    (root / "runs/zeroed/run.json").write_text(json.dumps(run))
-    zero_checkpoint(root / "runs/zeroed")
+    train(root, "vq", "vocab", "--epochs", "2")
+    for src, dst in (("tv", "zeroed"), ("vq", "vqdead")):
+        shutil.copytree(root / "runs" / src, root / "runs" / dst)
+        run = json.loads((root / "runs" / dst / "run.json").read_text())
+        run["run_id"] = dst
+        (root / "runs" / dst / "run.json").write_text(json.dumps(run))
+        zero_checkpoint(root / "runs" / dst)
     return Workspace(root)
 
 
@@ -126,3 +130,42 @@ def test_san_load_count_and_mix_factor(ws: Workspace) -> None:
     assert mix.figure["0.0"] == 0.0 and mix.figure["1.0"] > mix.figure["0.5"] > 0
     assert one(ws, "san", "non_flat_output").ok is True
     assert one(ws, "tv", "mix_factor").ok is None  # not a SAN: skipped when asked by name
+
+
+def test_vocabulary_recounts_the_tokens_over_the_training_data(ws: Workspace) -> None:
+    result = one(ws, "vq", "vocabulary")
+    assert result.ok is True, result.reason
+    fig = result.figure
+    assert fig["k"] == 64 and fig["active"] >= 0.9 * 64 and fig["ceiling_bits"] == 6.0
+    assert 0.75 * 6 <= fig["entropy_bits"] <= 6.0
+    assert sum(result.details["counts"]) == result.details["rows"] == 8000
+    logged = result.details["logged"]  # what training logged on its validation rows, beside it
+    assert logged is not None and logged["tokens/active"] >= 1
+    assert any(e.endswith("vocab-demo-seed0.npz") for e in result.evidence)
+    assert "runs/vq/checkpoints/best.safetensors" in result.evidence
+
+
+def test_a_collapsed_vocabulary_fails_on_tokens_and_entropy(ws: Workspace) -> None:
+    result = one(ws, "vqdead", "vocabulary")
+    assert result.ok is False, result.reason
+    assert result.figure["active"] == 1 and result.figure["entropy_bits"] == 0.0
+    assert "1 of 64 tokens used" in result.reason and "entropy 0.00 bits" in result.reason
+
+
+def test_vocabulary_with_data_of_the_wrong_width_fails(ws: Workspace, tmp_path: Path) -> None:
+    np.savez(tmp_path / "narrow.npz", features=np.ones((10, 3), dtype=np.float32))
+    [result] = run_checks(ws, resolve(ws, "vq"), only="vocabulary", options={"data": str(tmp_path / "narrow.npz")})
+    assert result.ok is False and "3 dims" in result.reason
+
+
+def test_active_latent_dims(ws: Workspace) -> None:
+    trained = one(ws, "tv", "active_latent_dims")
+    assert trained.ok in (True, False)  # one epoch: whatever it learnt, but counted over every operation
+    assert trained.figure["dims"] == 16 and trained.details["operations"] == 3**9
+    var = trained.details["variance_by_dim"]
+    assert trained.figure["active"] == sum(1 for v in var if v > 0.01)
+    assert trained.ok == (trained.figure["active"] >= 8)
+    collapsed = one(ws, "zeroed", "active_latent_dims")
+    assert collapsed.ok is False and collapsed.figure["active"] == 0
+    assert collapsed.figure["max_var"] == 0.0 and "posterior collapse" in collapsed.reason
+    assert one(ws, "vq", "active_latent_dims").ok is None  # not a VAE: skipped when asked by name
