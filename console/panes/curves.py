@@ -29,6 +29,7 @@ from trainledger.console.curves_view import (
     plotted_run_ids,
 )
 from trainledger.console.messages import RunFilesChanged, RunsChanged
+from trainledger.console.panes.curves_chart import CHART_BINDINGS, ChartKeys
 from trainledger.console.panes.curves_loader import CurvesLoader
 from trainledger.console.panes.run_control import RunControl
 from trainledger.console.prefetch import Prefetch
@@ -41,7 +42,7 @@ from trainledger.engines.workspace import RunInfo, Workspace
 from trainledger.themes import marker_styles, series_styles
 
 
-class CurvesPane(RunControl, CurvesLoader, Widget):
+class CurvesPane(ChartKeys, RunControl, CurvesLoader, Widget):
     """Runs on the left, the chart of one metric for the chosen runs on the right."""
 
     WANTS = (RunFilesChanged, RunsChanged)  # the watcher's messages this pane is sent
@@ -76,6 +77,7 @@ class CurvesPane(RunControl, CurvesLoader, Widget):
         Binding("n", "new_run", "New run", id="curves.new_run", show=False),
         Binding("S", "stop_run", "Stop run", id="curves.stop_run", show=False),
         Binding("enter", "open_run", "Run report", id="curves.open_run"),
+        *CHART_BINDINGS,
     ]
 
     def __init__(
