@@ -12,7 +12,7 @@ import re
 import socket
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -288,6 +288,9 @@ class RunInfo:
     directions: dict[str, str] = field(default_factory=dict)
     primary_metric: str | None = None
     problem: str | None = None  # why run.json could not be read, if it could not
+    tags: tuple[str, ...] = ()  # tags, note, archived and a rename: meta.json (engines/runmeta.py)
+    note: str = ""
+    archived: bool = False
 
     @property
     def label(self) -> str:
@@ -295,7 +298,16 @@ class RunInfo:
 
 
 def read_run_info(run_dir: Path, check_pid: bool = True) -> RunInfo:
-    """Read run.json leniently: a run folder with a missing or bad file still shows."""
+    """run.json read leniently (a run folder with a missing or bad file still shows), with
+    meta.json's name, tags, note and archived on top."""
+    from trainledger.engines.runmeta import read_meta
+
+    info = _read_run_json(run_dir, check_pid)
+    meta = read_meta(run_dir)
+    return replace(info, name=meta.name or info.name, tags=meta.tags, note=meta.note, archived=meta.archived)
+
+
+def _read_run_json(run_dir: Path, check_pid: bool) -> RunInfo:
     run_id = run_dir.name
     try:  # never blocks (a FIFO), never reads without bound (/dev/zero, a huge file)
         raw = msgspec.json.decode(read_regular(run_dir / RUN_FILE, RUN_FILE_LIMIT))
@@ -350,6 +362,16 @@ def list_runs(ws: Workspace, check_pid: bool = True) -> list[RunInfo]:
     return [read_run_info(ws.runs_dir / rid, check_pid) for rid in ws.run_ids()]
 
 
+def resolve_run(ws: Workspace, id_or_name: str) -> RunInfo:
+    """The run `id_or_name` means: a run id first, else the one run with that name.
+
+    ValueError (unknown, or a name several runs share, listing their ids) otherwise.
+    """
+    from trainledger.engines.runmeta import resolve_by_name
+
+    return resolve_by_name(ws, id_or_name)
+
+
 # --------------------------------------------------------------------------- changes
 
 ChangeKind = Literal["metrics", "events", "run", "runs", "capture", "registry", "ports"]
@@ -390,7 +412,7 @@ def classify_change(root: Path, path: str | Path) -> WorkspaceChange | None:
                 return WorkspaceChange("metrics", run_id, p)
             if name == EVENTS_FILE:
                 return WorkspaceChange("events", run_id, p)
-            if name == RUN_FILE:
+            if name in (RUN_FILE, "meta.json"):  # meta.json: a rename, tags, archived
                 return WorkspaceChange("run", run_id, p)
         return None
     if top == CAPTURES:
