@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 from rich.text import Text
+from textual.actions import parse as parse_action
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
+from textual.dom import DOMNode
 from textual.filter import LineFilter
 from textual.lazy import Lazy
 from textual.screen import Screen
@@ -49,6 +51,19 @@ def _pretty(path: Path) -> str:
     """The workspace path as a person reads it: ~ for the home folder."""
     where, home = str(path), str(Path.home())
     return "~" + where[len(home):] if where.startswith(home + os.sep) else where
+
+
+def _binding_commands(title: str, node: DOMNode, bindings: Iterable[object]) -> Iterable[SystemCommand]:
+    """A palette command per described binding of `node` that it allows now (not one that
+    `--readonly` hides)."""
+    for b in bindings:
+        if not isinstance(b, Binding) or not b.description:
+            continue
+        _, name, params = parse_action(b.action)
+        if node.check_action(name, params) is False:
+            continue
+        yield SystemCommand(f"{title}: {b.description}", f"key {b.key}",
+                            lambda a=b.action, w=node: w.call_later(w.run_action, a))  # fmt: skip
 
 
 PANES: list[PaneEntry] = [
@@ -131,6 +146,9 @@ class TrainledgerApp(App[None]):
         # Before any widget mounts: panes read theme colours as soon as data arrives.
         register_themes(self)
         self.theme = self._requested_theme
+        for name in list(self.available_themes):  # the palette's theme picker offers only ours
+            if name not in THEMES:
+                self.unregister_theme(name)
 
     # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
@@ -232,16 +250,22 @@ class TrainledgerApp(App[None]):
             pane.restyle()
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        """Textual's own commands, the panes, help, and the keys of what is on screen: the
+        active pane's on the main screen, a modal screen's own on a modal one (a key another
+        pane owns would act on a pane out of sight)."""
         yield from super().get_system_commands(screen)
         for entry in self.PANES:
             yield SystemCommand(f"Show {entry.title}", f"Switch to the {entry.title} pane",
                                 lambda p=entry.id: self.action_show_pane(p))  # fmt: skip
         yield SystemCommand("Help: keys", "Every key of the console", self.action_help)
+        if screen is not self.screen_stack[0]:
+            title = type(screen).__name__.removesuffix("Screen") or "Screen"
+            yield from _binding_commands(title, screen, screen.BINDINGS)
+            return
+        active = self.query_one(TabbedContent).active
         for entry, pane in self.panes():
-            for b in entry.widget.BINDINGS:
-                assert isinstance(b, Binding)
-                yield SystemCommand(f"{entry.title}: {b.description}", f"key {b.key}",
-                                    lambda a=b.action, w=pane: w.call_later(w.run_action, a))  # fmt: skip
+            if entry.id == active:
+                yield from _binding_commands(entry.title, pane, entry.widget.BINDINGS)
 
     # ------------------------------------------------------------------ scripts
     def _exit_with_summary(self) -> None:

@@ -201,3 +201,34 @@ async def test_a_deleted_run_leaves_the_list(tmp_path: Path) -> None:
         shutil.rmtree(ws.run_dir("gone"))
         assert await _wait_for(pilot, lambda: set(pane.infos) == {"keep"})
         assert "gone" not in pane.series
+
+
+async def test_palette_offers_the_shown_panes_actions_and_only_our_themes(frozen_ws: Workspace) -> None:
+    from textual.command import CommandList
+
+    from trainledger.themes import THEMES
+
+    app = _app(frozen_ws)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+
+        def titles() -> list[str]:
+            return [c.title for c in app.get_system_commands(app.screen)]
+
+        others = ("Capture: ", "Versions: ", "Ports: ")
+        assert any(t.startswith("Curves: ") for t in titles())
+        assert not any(t.startswith(others) for t in titles()), titles()
+        await pilot.press("2")
+        tabs = app.query_one(TabbedContent)
+        assert await _wait_for(pilot, lambda: any(t.startswith("Capture: ") for t in titles()))
+        assert not any(t.startswith(("Curves: ", "Versions: ", "Ports: ")) for t in titles()), titles()
+        assert tabs.active == "capture"
+        # the themes: the palette's theme picker lists this project's four and nothing else
+        assert set(app.available_themes) == set(THEMES)
+        app.action_change_theme()
+        assert await _wait_for(pilot, lambda: bool(app.screen.query(CommandList))
+                               and app.screen.query_one(CommandList).option_count > 0)  # fmt: skip
+        await pilot.pause(0.3)
+        options = app.screen.query_one(CommandList)
+        shown = {str(options.get_option_at_index(i).prompt) for i in range(options.option_count)}
+        assert shown == set(THEMES), shown
