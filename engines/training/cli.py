@@ -27,6 +27,7 @@ from trainledger.engines.training.cli_checks import (  # noqa: F401  (CliError, 
     check_resume,
     check_settings,
     read_run,
+    resolve_resume,
 )
 from trainledger.engines.training.cli_progress import (
     PlainProgress,
@@ -122,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser().parse_args(argv)
     try:
+        resolve_resume(args)  # --resume NAME -> its run id (creates nothing)
         check_flags(args)  # before a workspace is looked up: a bad value creates nothing
         if args.model and not args.resume:
             check_settings(args.model, parse_settings(args.set))
@@ -177,6 +179,10 @@ def _launch(args: argparse.Namespace, argv: list[str]) -> int:
         raise CliError(str(exc)) from None
     if not args.resume and ws.run_dir(run_id).exists():
         raise CliError(f"run {run_id} already exists; --resume {run_id} continues it")
+    if args.resume and args.name:  # --resume RUN --name NEW renames it (meta.json)
+        from trainledger.engines.runmeta import write_meta
+
+        write_meta(ws.run_dir(run_id), name=args.name)
     if args.workspace is None:  # every rank must find the same workspace
         argv = [*argv, "--workspace", str(ws.root)]
     print(f"run {run_id}\nfolder {ws.run_dir(run_id)}\nnproc {args.nproc}", flush=True)
@@ -229,6 +235,8 @@ def _run(args: argparse.Namespace, parent: int) -> int:
     if args.data:  # on --resume it may come from run.json
         check_data_path(Path(args.data).expanduser())
     base_dir = check_base(ws, args.model, args.base)
+    if base_dir is not None and base_dir == ws.run_dir(base_dir.name):
+        args.base = base_dir.name  # --base NAME is recorded as the run id it named
     builder = _load_mlx_builder(args.model) if args.backend == "mlx" else _load_builder(args.model)
 
     try:
@@ -242,6 +250,10 @@ def _run(args: argparse.Namespace, parent: int) -> int:
         raise CliError(str(exc)) from None
     if not args.resume and ws.run_dir(run_id).exists() and not is_worker():  # the launcher checked
         raise CliError(f"run {run_id} already exists; --resume {run_id} continues it")
+    if args.resume and args.name and not is_worker():  # --resume RUN --name NEW renames it (meta.json)
+        from trainledger.engines.runmeta import write_meta
+
+        write_meta(ws.run_dir(run_id), name=args.name)
     threads = args.threads or 1
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
 

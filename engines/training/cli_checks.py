@@ -140,6 +140,14 @@ def check_flags(args: argparse.Namespace) -> None:
                 validate_id(value, "run id")
             except InvalidId as exc:
                 raise CliError(f"{flag} {value}: {exc}") from None
+    name = getattr(args, "name", None)
+    if name is not None:
+        from trainledger.engines.runmeta import InvalidMeta, validate_name
+
+        try:
+            validate_name(name)
+        except InvalidMeta as exc:
+            raise CliError(f"--name: {exc}") from None
     if resume and run_id and run_id != resume:
         raise CliError(f"--run-id {run_id}: --resume continues run {resume} in its own folder")
     if data is not None:
@@ -188,7 +196,56 @@ def check_base(ws: Any, model: str, base: str | None) -> Path | None:
     path = Path(base).expanduser()
     if path.is_dir() and (path / RUN_FILE).is_file():
         return path.resolve()
+    named = _by_name(ws, "--base", base)
+    if named is not None and (ws.run_dir(named) / RUN_FILE).is_file():
+        return ws.run_dir(named)
     raise CliError(f"--base {base}: expected a run id of {ws.root} or a run folder (with {RUN_FILE}); found neither")
+
+
+def _by_name(ws: Any, flag: str, value: str) -> str | None:
+    """The id of the one run of `ws` named `value`; None if no run has that name; CliError when
+    several do (listing their ids)."""
+    from trainledger.engines.workspace import list_runs
+
+    ids = [r.id for r in list_runs(ws, check_pid=False) if r.name == value]
+    if len(ids) > 1:
+        raise CliError(f"{flag} {_safe(value)}: {len(ids)} runs are named so ({', '.join(ids)}); give the run id")
+    return ids[0] if ids else None
+
+
+def _safe(value: str) -> str:
+    from trainledger.engines.safetext import clean
+
+    return clean(value)
+
+
+def resolve_resume(args: argparse.Namespace) -> None:
+    """--resume NAME: the run id of the one run named so, in the workspace if it exists already.
+
+    Runs before check_flags and creates nothing: with no workspace yet (or a run id that is
+    there) the value is left as it is for the usual checks. A name several runs share, or a
+    value that is neither an id nor a name of an existing workspace's runs, is a CliError.
+    """
+    resume = getattr(args, "resume", None)
+    if not resume:
+        return
+    from trainledger.engines.workspace import InvalidId, NotAWorkspace, resolve_workspace, validate_id
+
+    try:
+        ws, _ = resolve_workspace(getattr(args, "workspace", None), create_explicit=False, create_default=False)
+    except (NotAWorkspace, NotADirectoryError, OSError, ValueError):
+        return
+    try:
+        valid = validate_id(resume, "run id") == resume
+    except InvalidId:
+        valid = False
+    if valid and ws.run_dir(resume).is_dir():
+        return
+    named = _by_name(ws, "--resume", resume)
+    if named is not None:
+        args.resume = named
+    elif not valid:
+        raise CliError(f"--resume {_safe(resume)}: no run with that id or name in {_safe(str(ws.root))}")
 
 
 def read_run(ws: Any, run_id: str) -> dict[str, Any]:
