@@ -15,6 +15,7 @@ from typing import Any, Callable, Literal, Sequence
 from rich.text import Text
 
 from trainledger.console.widgets.chart import ChartMarker, ChartSeries
+from trainledger.console.widgets.chart_render import BASELINE_BEST_GLYPH, BEST_GLYPH
 from trainledger.console.widgets.runlist import short_label
 from trainledger.engines.metrics.analysis import MetricSummary
 from trainledger.engines.metrics.series import SeriesSnapshot
@@ -25,7 +26,8 @@ from trainledger.engines.workspace import RunInfo
 XAxis = Literal["step", "epoch", "time"]
 X_AXES: tuple[XAxis, ...] = ("step", "epoch", "time")  # the order `x` cycles through
 SMOOTHING = (0.0, 0.6, 0.9, 0.99)
-EVENT_GLYPHS = {"best": "◆", "phase": "▲", "early_stop": "■"}
+EVENT_GLYPHS = {"best": "◆", "phase": "▲", "early_stop": "■", "resumed": "•"}
+OTHER_EVENT_GLYPH = "•"  # any other event kind
 
 
 @dataclass
@@ -91,6 +93,7 @@ class ChartModel:
     markers: list[ChartMarker]
     legend: list[Text]
     summaries: dict[str, MetricSummary]
+    missing: list[str] = field(default_factory=list)  # plotted runs without this metric (labels)
 
 
 ViewFn = Callable[[str, SeriesSnapshot, str], "MetricView | None"]
@@ -119,21 +122,29 @@ def build_chart(
     markers: list[ChartMarker] = []
     legend: list[Text] = []
     summaries: dict[str, MetricSummary] = {}
+    missing: list[str] = []
+    glyphs: dict[str, list[str]] = {}  # what the chart's glyphs mean, in order of appearance
     for run_id in run_ids:
         snap = snapshots.get(run_id)
         info = infos.get(run_id)
         if snap is None:
             continue
+        label = short_label(clean(info.label if info else run_id), 24)  # a name is data
         mv = view(run_id, snap, metric)
         if mv is None:
+            missing.append(label)  # listed under the chart, not silently dropped
             continue
         style = styles[color_index.get(run_id, 0) % len(styles)]
         if mv.summary is not None:
             summaries[run_id] = mv.summary
-        label = short_label(clean(info.label if info else run_id), 24)  # a name is data
+        best_glyph = BEST_GLYPH
         if run_id == state.pinned:
             label += " (baseline)"
-        series.append(ChartSeries(label=label, x=mv.x, y=mv.y, style=style, best=mv.best_xy))
+            best_glyph = BASELINE_BEST_GLYPH
+        series.append(ChartSeries(label=label, x=mv.x, y=mv.y, style=style, best=mv.best_xy,
+                                  best_glyph=best_glyph))
+        if mv.best_xy is not None:
+            _note(glyphs, best_glyph, "baseline best" if best_glyph == BASELINE_BEST_GLYPH else "best")
         legend.append(_legend_line(label, style, mv.summary))
         if state.show_events:
             for ev in snap.events:
@@ -141,15 +152,38 @@ def build_chart(
                 if ex is None:
                     continue
                 kind = ev.kind if ev.kind in EVENT_GLYPHS else "other"
+                glyph = EVENT_GLYPHS.get(ev.kind, OTHER_EVENT_GLYPH)
+                _note(glyphs, glyph, clean(ev.kind).replace("_", " ") or "event")
                 markers.append(
                     ChartMarker(
                         x=ex,
-                        glyph=EVENT_GLYPHS.get(ev.kind, "•"),
+                        glyph=glyph,
                         style=marker_styles.get(kind, marker_styles.get("other", "")),
                         label=clean(ev.message or ev.kind),
                     )
                 )
-    return ChartModel(series, markers, legend, summaries)
+    head: list[Text] = []
+    if missing:
+        head.append(Text(f"no {clean(metric)}: " + ", ".join(missing), style="italic"))
+    if glyphs:
+        head.append(_glyph_key(glyphs))
+    return ChartModel(series, markers, head + legend, summaries, missing)
+
+
+def _note(glyphs: dict[str, list[str]], glyph: str, meaning: str) -> None:
+    seen = glyphs.setdefault(glyph, [])
+    if meaning not in seen and len(seen) < 3:
+        seen.append(meaning)
+
+
+def _glyph_key(glyphs: dict[str, list[str]]) -> Text:
+    """`◆ best  ◇ baseline best  ▲ phase  • resumed`: what the chart's glyphs stand for."""
+    t = Text(style="dim")
+    for i, (glyph, meanings) in enumerate(glyphs.items()):
+        if i:
+            t.append("  ")
+        t.append(f"{glyph} {'/'.join(meanings)}")
+    return t
 
 
 def fmt(v: float | None) -> str:

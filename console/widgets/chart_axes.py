@@ -125,8 +125,11 @@ def _y_labels(
     return dict(zip(rows, texts))
 
 
-def _nice_ticks(lo: float, hi: float, max_ticks: int, time: bool) -> list[float]:
-    """Round tick values (1-2-5 steps, or clock steps for time) inside [lo, hi]."""
+def _nice_ticks(
+    lo: float, hi: float, max_ticks: int, time: bool, whole: bool = False
+) -> list[float]:
+    """Round tick values (1-2-5 steps, or clock steps for time) inside [lo, hi];
+    `whole`: never closer than 1 apart (steps are counted, a tick at step 0.2 means nothing)."""
     span = hi - lo
     raw = span / max(max_ticks - 1, 1)
     if raw <= 0 or not math.isfinite(raw):
@@ -137,6 +140,17 @@ def _nice_ticks(lo: float, hi: float, max_ticks: int, time: bool) -> list[float]
         step = 86400.0 * _nice_step(raw / 86400.0)
     else:
         step = _nice_step(raw)
+    if whole:
+        step = max(step, 1.0)
+    ticks = _ticks_of(lo, hi, step)
+    if len(ticks) < 2 and not time:  # a 1-2-5 step just over half the span: one tick only
+        finer = _nice_step(raw / 2.5)
+        if not whole or finer >= 1.0:
+            ticks = _ticks_of(lo, hi, finer) or ticks
+    return ticks
+
+
+def _ticks_of(lo: float, hi: float, step: float) -> list[float]:
     first = math.ceil(lo / step - 1e-9)
     last = math.floor(hi / step + 1e-9)
     return [i * step for i in range(first, last + 1)]
@@ -159,14 +173,22 @@ def _x_axis(
     axis_style: str | Style,
     exp: int = 0,
 ) -> tuple[Text, Text]:
-    """The axis line (with a tick mark per label) and the row of tick labels under it."""
+    """The axis line (with a tick mark per label) and the row of tick labels under it.
+
+    The axis's name goes in the gutter left of the tick labels when it fits there, else at
+    the right end of the tick row (so `epoch` is named beside a narrow gutter too).
+    """
     is_time = x_label == "time"
     fmt = format_duration if is_time else format_compact
-    max_ticks = max(2, plot_w // 7)
-    ticks = _nice_ticks(x_lo, x_hi, max_ticks, is_time)
+    label_room = gutter - 1
+    in_gutter = cell_len(x_label) <= label_room
+    name_cells = 0 if in_gutter or cell_len(x_label) + 1 > plot_w // 2 else cell_len(x_label) + 1
+    max_ticks = max(2, (plot_w - name_cells) // 7)
+    ticks = _nice_ticks(x_lo, x_hi, max_ticks, is_time, whole=x_label == "step" and not exp)
     axis = ["─"] * plot_w
     row = [" "] * plot_w
     free_from = 0
+    room = plot_w - name_cells  # tick labels end before the name
     for t in ticks:
         col = _x_to_dot(t, x_lo, x_hi, plot_w * 2)
         if col is None:
@@ -175,14 +197,15 @@ def _x_axis(
         zero = abs(t) < 1e-12 * max(abs(x_lo), abs(x_hi), 0.0 if exp else 1.0)
         label = fmt(0.0 if zero else _unscale(t, exp))
         start = min(max(col - len(label) // 2, 0), plot_w - len(label))
-        if start < free_from or start < 0:
+        if start < free_from or start < 0 or start + len(label) > room:
             continue
         axis[col] = "┬"
         row[start : start + len(label)] = list(label)
         free_from = start + len(label) + 1
+    if name_cells:
+        row[plot_w - name_cells + 1 :] = list(x_label)
     axis_line = Text(" " * (gutter - 1) + "└" + "".join(axis), axis_style, no_wrap=True, end="")
-    label_room = gutter - 1
-    name = x_label if cell_len(x_label) <= label_room else ""
+    name = x_label if in_gutter else ""
     tick_line = Text(name.rjust(label_room) + " " + "".join(row), axis_style, no_wrap=True, end="")
     return axis_line, tick_line
 

@@ -37,6 +37,8 @@ from trainledger.engines.metrics.downsample import minmax_buckets
 MIN_WIDTH = 20
 MIN_HEIGHT = 5
 BEST_GLYPH = "◆"
+BASELINE_BEST_GLYPH = "◇"  # the pinned baseline's best point: its own glyph, not "best"'s
+CURSOR_GLYPH = "│"
 _EXTRA_ROWS = 3  # marker row, axis line, tick labels
 _BRAILLE = 0x2800
 # Bit of each dot in a braille cell, indexed [dot row 0..3][dot column 0..1].
@@ -52,6 +54,7 @@ class ChartSeries:
     y: np.ndarray
     style: str | Style  # a Rich style string or Style
     best: tuple[float, float] | None = None
+    best_glyph: str = BEST_GLYPH
 
 
 @dataclass(frozen=True)
@@ -78,7 +81,7 @@ class ChartResult:
     plot_height: int = 0
     x_range: tuple[float, float] | None = None
     y_range: tuple[float, float] | None = None  # real units, also under log_y
-
+    cursor_col: int | None = None  # the plot column (0-based, after plot_left) of the cursor
 
 
 def render_chart(
@@ -91,6 +94,9 @@ def render_chart(
     x_label: str = "step",
     axis_style: str | Style = "dim",
     empty_text: str = "no data",
+    x_range: tuple[float, float] | None = None,
+    cursor_x: float | None = None,
+    cursor_style: str | Style = "bold",
 ) -> ChartResult:
     """Draw `series` into `height` Rich lines of exactly `width` cells.
 
@@ -99,6 +105,8 @@ def render_chart(
     the neighbouring buckets, so spikes survive any amount of downsampling. Under
     `log_y`, points with y <= 0 are dropped and counted in `hidden_nonpositive`.
     Too small a size or nothing to plot gives a centred message instead of axes.
+    `x_range` (a zoom) fixes the x axis: only points inside it are drawn and set the y range.
+    `cursor_x` draws a vertical cursor line at that x (in blank cells, under the curves).
     """
     width, height = max(int(width), 0), max(int(height), 0)
     points_in = sum(len(s.y) for s in series)
@@ -108,11 +116,17 @@ def render_chart(
     hidden = 0
     x_lo, x_hi = math.inf, -math.inf
     y_lo, y_hi = math.inf, -math.inf
+    zoom = _zoom_range(x_range)
     for index, s in enumerate(series):
         x = np.asarray(s.x, dtype=np.float64)
         y = np.asarray(s.y, dtype=np.float64)
         n = min(len(x), len(y))
         x, y = x[:n], y[:n]
+        if zoom is not None and n:
+            inside = (x >= zoom[0]) & (x <= zoom[1])
+            if not inside.all():
+                x, y = x[inside], y[inside]
+                n = len(x)
         if log_y and n:
             keep = y > 0
             kept = int(np.count_nonzero(keep))
@@ -124,7 +138,7 @@ def render_chart(
         sx, sy = _finite_span(x), _finite_span(y)
         if sx is None or sy is None:
             continue
-        x_lo, x_hi = min(x_lo, sx[0]), max(x_hi, sx[1])
+        x_lo, x_hi = (zoom if zoom is not None else (min(x_lo, sx[0]), max(x_hi, sx[1])))
         y_lo, y_hi = min(y_lo, sy[0]), max(y_hi, sy[1])
         prepared.append((index, s, x, y))
 
@@ -148,8 +162,7 @@ def render_chart(
         y_lo, y_hi = math.ldexp(y_lo, y_exp), math.ldexp(y_hi, y_exp)
         markers = [replace(m, x=_scaled(m.x, x_exp)) for m in markers]
     if x_hi == x_lo:
-        pad = max(abs(x_lo) * 0.01, 0.5)
-        x_lo, x_hi = x_lo - pad, x_hi + pad
+        x_lo, x_hi = _one_x_range(x_lo)
     v_lo, v_hi = (math.log10(y_lo), math.log10(y_hi)) if log_y else (y_lo, y_hi)
     v_lo, v_hi = _pad_range(v_lo, v_hi)
 
@@ -195,8 +208,18 @@ def render_chart(
         row = _v_to_dot(math.log10(by) if log_y else by, v_lo, v_hi, dots_h)
         if col is None or row is None:
             continue
-        chars[row // 4, col // 2] = ord(BEST_GLYPH)
+        glyph = s.best_glyph[:1] if s.best_glyph and cell_len(s.best_glyph[:1]) == 1 else BEST_GLYPH
+        chars[row // 4, col // 2] = ord(glyph)
         owner[row // 4, col // 2] = index
+
+    cursor_col = None
+    if cursor_x is not None and math.isfinite(cursor_x):
+        cx = _scaled(cursor_x, x_exp)
+        if x_lo <= cx <= x_hi:  # the column whose right edge is at or past the cursor's x
+            cursor_col = min(max(math.ceil((cx - x_lo) / (x_hi - x_lo) * plot_w - 1e-9) - 1, 0), plot_w - 1)
+            blank = chars[:, cursor_col] == 0x20
+            chars[blank, cursor_col] = ord(CURSOR_GLYPH)
+            owner[blank, cursor_col] = -2
 
     styles = [s.style for s in series]
     lines: list[Text] = []
@@ -207,16 +230,39 @@ def render_chart(
             line.append(" " * (gutter - 1) + "│", axis_style)
         else:
             line.append(label.rjust(gutter - 1) + "┤", axis_style)
-        _append_runs(line, chars[r], owner[r], styles)
+        _append_runs(line, chars[r], owner[r], styles, cursor_style)
         lines.append(line)
 
     lines.append(_marker_line(markers, gutter, plot_w, x_lo, x_hi, axis_style))
     axis, tick_row = _x_axis(gutter, plot_w, x_lo, x_hi, x_label, axis_style, x_exp)
+    if cursor_col is not None:
+        at = gutter + cursor_col
+        axis = axis[:at] + Text("┼", cursor_style) + axis[at + 1 :]
     lines += [axis, tick_row]
     lines = [line if line.cell_len == width else _fit(line, width) for line in lines]
     y_range = (_pow10(v_lo), _pow10(v_hi)) if log_y else (_unscale(v_lo, y_exp), _unscale(v_hi, y_exp))
     x_range = (_unscale(x_lo, x_exp), _unscale(x_hi, x_exp))
-    return ChartResult(lines, points_in, drawn, hidden, gutter, plot_w, plot_h, x_range, y_range)
+    return ChartResult(lines, points_in, drawn, hidden, gutter, plot_w, plot_h, x_range, y_range,
+                       cursor_col)
+
+
+def _zoom_range(x_range: tuple[float, float] | None) -> tuple[float, float] | None:
+    """A usable zoom (finite, low < high), or None to fit the data."""
+    if x_range is None:
+        return None
+    lo, hi = sorted((float(x_range[0]), float(x_range[1])))
+    if not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo:
+        return None
+    return lo, hi
+
+
+def _one_x_range(x: float) -> tuple[float, float]:
+    """The x axis of a chart whose points share one x: from 0 to it (steps, epochs and
+    seconds count from 0), or a unit (1% of a big value) either side of a point at 0 or below."""
+    if x > 0:
+        return 0.0, x
+    pad = max(abs(x) * 0.01, 1.0)
+    return x - pad, x + pad
 
 
 @dataclass(frozen=True)
@@ -319,15 +365,19 @@ def _column_rows(
 
 
 def _append_runs(
-    line: Text, chars: np.ndarray, owner: np.ndarray, styles: Sequence[str | Style]
+    line: Text,
+    chars: np.ndarray,
+    owner: np.ndarray,
+    styles: Sequence[str | Style],
+    cursor_style: str | Style = "bold",
 ) -> None:
-    """Append one plot row, one Rich span per run of cells with the same owner."""
+    """Append one plot row, one Rich span per run of cells with the same owner (-2: the cursor)."""
     text = "".join(map(chr, chars.tolist()))
     breaks = np.flatnonzero(np.diff(owner)) + 1
     bounds = [0, *breaks.tolist(), len(text)]
     for start, end in zip(bounds, bounds[1:]):
         who = int(owner[start])
-        line.append(text[start:end], styles[who] if who >= 0 else None)
+        line.append(text[start:end], styles[who] if who >= 0 else (cursor_style if who == -2 else None))
 
 
 def _message_lines(message: str, width: int, height: int) -> list[Text]:

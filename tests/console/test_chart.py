@@ -352,3 +352,77 @@ def test_a_best_point_far_outside_a_rescaled_range_is_skipped() -> None:
     result = render_chart([ChartSeries("a", x, y, "", best=points[0])], 40, 10, log_y=True,
                           markers=[marker])  # fmt: skip
     assert len(result.lines) == 10 and all(line.cell_len == 40 for line in result.lines)
+
+
+# ---------------------------------------------------------------- issue 14 item 7: the first hour
+
+
+def _ticks(result: ChartResult) -> str:
+    return result.lines[-1].plain
+
+
+def test_a_one_point_chart_has_a_sensible_x_axis() -> None:
+    """One point at step 7 used to give an axis of -0.4 … 0.4 (steps that never happened)."""
+    one = render_chart([ChartSeries("one", np.array([7.0]), np.array([3.0]), "red")], 50, 10)
+    assert one.x_range == (0.0, 7.0)
+    ticks = _ticks(one).split()
+    assert "step" in ticks
+    numbers = [t for t in ticks if t != "step"]
+    assert numbers[0] == "0" and len(numbers) >= 2
+    assert all(0 <= float(t) <= 7 and "." not in t for t in numbers)  # no negative or fractional step
+    lit = [(r, c) for r, row in enumerate(_plot_cells(one)) for c, ch in enumerate(row) if ch != " "]
+    assert len(lit) == 1 and lit[0][1] == one.plot_width - 1  # the point is drawn, at its step
+    at_zero = render_chart([ChartSeries("z", np.array([0.0]), np.array([3.0]), "red")], 50, 10)
+    lo, hi = at_zero.x_range
+    assert lo < 0 < hi and "-0.4" not in _ticks(at_zero)
+
+
+def test_step_ticks_are_whole_steps() -> None:
+    res = render_chart([ChartSeries("a", np.array([0.0, 1.0, 2.0]), np.array([1.0, 2.0, 3.0]), "red")], 60, 10)
+    assert all("." not in t for t in _ticks(res).split()[1:])
+
+
+def test_the_epoch_axis_is_labelled() -> None:
+    """`epoch` is wider than a narrow y gutter: it used to be dropped, so the axis had no name."""
+    x = np.arange(0, 50, dtype=np.float64)
+    res = render_chart([ChartSeries("a", x, x, "red")], 60, 12, x_label="epoch")
+    assert res.plot_left <= len("epoch")  # the gutter is too narrow for the name
+    assert "epoch" in _ticks(res)
+    assert _ticks(res).rstrip().endswith("epoch")
+    assert all(line.cell_len == 60 for line in res.lines)
+
+
+def test_a_series_may_have_its_own_best_glyph() -> None:
+    from trainledger.console.widgets.chart_render import BASELINE_BEST_GLYPH
+
+    x = np.arange(100, dtype=np.float64)
+    y = (x - 40) ** 2 / 1000 + 0.3
+    res = render_chart([ChartSeries("b", x, y + 1, "red", best=(40.0, 1.3), best_glyph=BASELINE_BEST_GLYPH),
+                        ChartSeries("a", x, y, "blue", best=(40.0, 0.3))], 60, 14)
+    text = "\n".join(_plot_cells(res))
+    assert text.count(BASELINE_BEST_GLYPH) == 1 and text.count(BEST_GLYPH) == 1
+
+
+def test_zoom_fixes_the_x_range_and_fits_y_to_what_is_inside() -> None:
+    x = np.arange(1000, dtype=np.float64)
+    y = np.where(x < 500, 100.0, 1.0 + x / 1000)
+    res = render_chart([ChartSeries("a", x, y, "red")], 60, 12, x_range=(600.0, 800.0))
+    assert res.x_range == (600.0, 800.0)
+    assert res.y_range is not None and res.y_range[1] < 2.0  # the 100s before the zoom do not count
+    assert res.points_drawn <= 201
+    bad = render_chart([ChartSeries("a", x, y, "red")], 60, 12, x_range=(5.0, 5.0))
+    assert bad.x_range == (0.0, 999.0)  # an empty zoom is ignored
+
+
+def test_the_cursor_is_a_column_of_its_own() -> None:
+    x = np.arange(101, dtype=np.float64)
+    res = render_chart([ChartSeries("a", x, x, "red")], 60, 12, cursor_x=50.0, cursor_style="bold magenta")
+    col = res.cursor_col
+    assert col is not None and 0 <= col < res.plot_width
+    column = [row[col] for row in _plot_cells(res)]
+    assert column.count("│") >= res.plot_height - 2  # blank cells show it, the curve stays on top
+    lo, hi = res.x_range
+    edge = lo + (hi - lo) * (col + 1) / res.plot_width
+    assert edge - (hi - lo) / res.plot_width < 50.0 <= edge + 1e-9
+    assert res.lines[res.plot_height + 1].plain[res.plot_left + col] == "┼"
+    assert render_chart([ChartSeries("a", x, x, "red")], 60, 12, cursor_x=500.0).cursor_col is None
