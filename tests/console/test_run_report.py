@@ -198,7 +198,9 @@ async def test_80x24_scrolls_and_200x50_fits(ws: Workspace, size: tuple[int, int
     async with app.run_test(size=size) as pilot:
         assert app.no_color
         screen = await open_report(pilot)
-        box = screen.query_one(VerticalScroll)
+        await pilot.press("6")  # the report's own tab
+        await pilot.pause()
+        box = screen.query_one("#report-scroll", VerticalScroll)
         assert (box.max_scroll_y > 0) is scrolls
         assert box.size.width <= size[0]
         text = shown(screen, width=box.size.width)
@@ -214,7 +216,9 @@ async def test_help_lists_the_report_keys(ws: Workspace) -> None:
         assert isinstance(app.screen, HelpScreen)
         rows = {(r[0], r[1], r[2]) for r in app.screen.rows}
         assert ("Curves", "enter", "Run report") in rows
-        assert ("Run report", "esc, q", "Close report") in rows and ("Run report", "r", "Verify again") in rows
+        assert ("Run report", "esc, q", "Close the run screen") in rows and ("Run report", "r", "Verify again") in rows
+        for key, said in (("6", "Report tab"), ("slash", "Search the log"), ("R", "Rename the run")):
+            assert ("Run report", key if key != "slash" else "/", said) in rows or ("Run report", key, said) in rows
         assert any(b.id == "curves.open_run" for b in CurvesPane.BINDINGS)
 
 
