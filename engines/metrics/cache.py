@@ -24,7 +24,7 @@ import numpy as np
 from trainledger.engines.safeio import open_regular_file, read_regular
 from trainledger.engines.workspace import InvalidId, validate_id
 
-CACHE_VERSION = 2  # 2: sparse metrics as (row, value) pairs
+CACHE_VERSION = 3  # 2: sparse metrics as (row, value) pairs; 3: a non-numeric step is malformed
 META_LIMIT = 16 << 20  # meta.json names at most 10,000 metrics
 META = "meta.json"
 HEAD_BYTES = 4096

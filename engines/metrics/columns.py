@@ -72,6 +72,7 @@ class Block:
     consumed: int = 0  # bytes of the buffer that were parsed (all of it unless cancelled)
     cancelled: bool = False
     sparse: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    bad_lines: list[int] = field(default_factory=list)  # numbers of the first malformed lines, if asked
 
     def names(self) -> list[str]:
         return [*self.metrics, *self.sparse]
@@ -111,6 +112,7 @@ class _Schema:
 
     def add(self, key: str, loose: bool = False) -> bool:
         """Add a field for `key`; False if msgspec cannot name a field so (quote, control)."""
+        loose = loose and key != "step"  # a step that is not a number makes its line malformed
         if key not in self.index:
             if len(self.keys) >= MAX_FIELDS or _BAD_NAME_RE.search(key):
                 return False
@@ -138,12 +140,14 @@ class _Schema:
 
 
 class _Parser:
-    def __init__(self, buf: bytes, first_line: int) -> None:
+    def __init__(self, buf: bytes, first_line: int, bad_lines: int = 0) -> None:
         self.buf = buf
         self.view = memoryview(buf)
         self.first_line = first_line
         self.malformed = 0
         self.examples: list[str] = []
+        self.bad_lines: list[int] = []
+        self._bad_lines_limit = bad_lines
         self.segs: list[_Seg] = []
         self._line_pos = 0  # lazily counted: line index of byte _line_pos is _line_idx
         self._line_idx = 0
@@ -161,6 +165,8 @@ class _Parser:
         self.malformed += 1
         if len(self.examples) < MAX_EXAMPLES:
             self.examples.append(f"line {self.line_no(pos)}: {why}")
+        if len(self.bad_lines) < self._bad_lines_limit:
+            self.bad_lines.append(self.line_no(pos))
 
     # -------------------------------------------------------------- fast path
     def chunk(self, schema: _Schema, start: int, end: int) -> None:
@@ -178,7 +184,7 @@ class _Parser:
                         continue
                 m = _TYPE_RE.search(msg)
                 if m and m.group(2) in schema.index and m.group(2) not in schema.loose \
-                        and retries < _MAX_RETRIES:
+                        and m.group(2) != "step" and retries < _MAX_RETRIES:
                     schema.add(m.group(2), loose=True)
                     retries += 1
                     continue
@@ -331,7 +337,7 @@ class _Parser:
                 sparse[key] = (np.concatenate(idxs), np.concatenate(vals))
         step, epoch, time_ = out.pop("step"), out.pop("epoch"), out.pop("time")
         return Block(n, step, epoch, time_, out, self.malformed, self.examples, consumed, cancelled,
-                     sparse)
+                     sparse, self.bad_lines)
 
     def _offsets(self) -> list[int]:
         pos, offs = 0, []
@@ -385,15 +391,17 @@ def parse_lines(
     known_keys: Sequence[str] = (),
     cancel: threading.Event | None = None,
     first_line: int = 1,
+    bad_lines: int = 0,
 ) -> Block:
     """Parse complete JSONL lines into columns.
 
-    Non-object lines are counted as malformed (with line numbers counted from
-    `first_line`); blank lines are skipped silently; bools, strings, nested objects and
-    other non-numbers are dropped. If `cancel` is set the parse stops between chunks and
-    the Block covers buf[:consumed] with cancelled=True.
+    Non-object lines, and objects whose "step" is neither a number nor null, are counted
+    as malformed (with line numbers counted from `first_line`; the first `bad_lines` of
+    them in Block.bad_lines); blank lines are skipped silently; other bools, strings,
+    nested objects and non-numbers are dropped. If `cancel` is set the parse stops
+    between chunks and the Block covers buf[:consumed] with cancelled=True.
     """
-    parser = _Parser(buf, first_line)
+    parser = _Parser(buf, first_line, bad_lines)
     schema = _discover(buf, known_keys)
     size = len(buf)
     sample_end = buf.find(b"\n", 0, min(size, 1 << 16))

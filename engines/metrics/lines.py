@@ -60,6 +60,10 @@ def lenient_row(line: bytes) -> dict[str, float | None] | str:
         return f"not a JSON object ({type(obj).__name__})"
     if len(obj) > MAX_LINE_KEYS:
         return f"more than {MAX_LINE_KEYS:,} keys"
+    step = obj.get("step")
+    if step is not None and type(step) is not float and type(step) is not int:
+        # Where would its values go? Not at a made-up step: the line is skipped, and counted.
+        return f"step is not a number ({type(step).__name__})"
     row: dict[str, float | None] = {}
     for key, v in obj.items():
         if v is None:

@@ -95,10 +95,11 @@ def test_bools_strings_and_objects_dropped() -> None:
     rows = [
         {"step": 0, "flag": True, "phase": "train", "nested": {"x": 1}, "loss": 1.0},
         {"step": 1, "flag": 3, "phase": "val", "nested": {"x": 2}, "loss": "high"},
-        {"step": True, "loss": 2.0, "lst": [1, 2]},
+        {"step": None, "loss": 2.0, "lst": [1, 2]},
+        {"step": True, "loss": 9.0},  # a step that is not a number: the line is malformed
     ]
     b = parse_lines(jsonl(rows))
-    assert b.n == 3 and b.malformed == 0
+    assert b.n == 3 and b.malformed == 1 and "step is not a number" in b.malformed_examples[0]
     assert "phase" not in b.metrics and "nested" not in b.metrics and "lst" not in b.metrics
     assert nan_equal(b.metrics["flag"], [math.nan, 3, math.nan])  # bools are not numbers
     assert nan_equal(b.metrics["loss"], [1.0, math.nan, 2.0])

@@ -80,9 +80,10 @@ def test_missing_step_is_previous_plus_one(run_dir: Path) -> None:
     append(run_dir / "metrics.jsonl", [{"a": 1}, {"a": 2}, {"step": 10, "a": 3}, {"a": 4}])
     rs = RunSeries(run_dir)
     rs.refresh()
-    append(run_dir / "metrics.jsonl", [{"a": 5}, {"step": "x", "a": 6}])
+    append(run_dir / "metrics.jsonl", [{"a": 5}, {"step": None, "a": 6}, {"step": "x", "a": 7}])
     rs.refresh()
-    assert np.array_equal(rs.snapshot().step, [0, 1, 10, 11, 12, 13])
+    snap = rs.snapshot()  # a null step is a missing one; a string step makes the line malformed
+    assert np.array_equal(snap.step, [0, 1, 10, 11, 12, 13]) and snap.malformed == 1
 
 
 def test_xy_epoch_and_time(run_dir: Path) -> None:
