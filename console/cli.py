@@ -29,7 +29,12 @@ commands:
   trainledger [WORKSPACE]          open the console on a workspace
   trainledger demo                 a live demo: trains a small VAE and opens the console
   trainledger init [DIR]           make DIR (default: the current folder) a workspace
-  trainledger runs [WORKSPACE]     list runs with status and best/last of their main metric
+  trainledger runs [WORKSPACE] [--json] [--all]
+                                   list runs, newest first: name, status, best/last of the main metric, tags
+  trainledger runs tag|rename|archive|delete RUN...
+                                   tidy runs (a RUN is an id or a unique name); runs purge empties the trash
+  trainledger runs export RUN... --csv|--json [--metrics REGEX] [--layout wide|long] [-o FILE]
+                                   the runs' metrics for a spreadsheet or a script (trainledger runs --help)
   trainledger train MODEL [...]    train a model in the foreground (trainledger train --help)
   trainledger import tensorboard LOGDIR
                                    turn a TensorBoard logdir's scalars into read-only runs
@@ -106,9 +111,9 @@ def _parser() -> argparse.ArgumentParser:
     p_init = sub.add_parser("init", help="create a workspace")
     p_init.add_argument("dir", nargs="?", default=".", help="folder (default: current)")
 
-    p_runs = sub.add_parser("runs", help="list the runs of a workspace")
-    p_runs.add_argument("workspace", nargs="?", help="workspace folder")
-    p_runs.add_argument("--json", action="store_true", help="print JSON")
+    # Only listed here: `runs` and its subcommands have a parser of their own (console/cli_runs.py).
+    sub.add_parser("runs", help="list, tag, rename, archive, delete and export runs (see trainledger runs --help)",
+                   add_help=False)  # fmt: skip
 
     p_import = sub.add_parser(
         "import", help="import other tools' logs as read-only runs"
@@ -187,6 +192,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from importlib import import_module
 
         return int(import_module(PROVENANCE[argv[0]]).main(argv[1:]) or 0)
+    if argv and argv[0] == "runs":  # `runs [WORKSPACE]` and `runs tag|rename|...`: a parser of its own
+        from trainledger.console.cli_runs import main as runs_main
+
+        return runs_main(argv[1:])
     if argv and argv[0] in ("serve", "ports"):  # one engine CLI for both verbs: it parses them itself
         from trainledger.engines.serving.cli import main as serving_main
 
@@ -199,8 +208,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_init(args)
         if args.command == "import":
             return _cmd_import(args)
-        if args.command == "runs":
-            return _cmd_runs(args)
         if args.command == "demo":
             return _cmd_demo(args)
         return _cmd_open(args)
@@ -241,14 +248,6 @@ def _cmd_import(args: argparse.Namespace) -> int:
     conflicts = sum(r.status == "conflict" for r in results)
     print(f"{len(results)} run(s) from {args.logdir} into {ws.root}")
     return 1 if conflicts else 0
-
-
-def _cmd_runs(args: argparse.Namespace) -> int:
-    from trainledger.console.summary import print_runs
-    from trainledger.engines.workspace import resolve_workspace
-
-    ws, _ = resolve_workspace(args.workspace, create_explicit=False, create_default=False)
-    return print_runs(ws, as_json=args.json)
 
 
 def _cmd_open(args: argparse.Namespace) -> int:
