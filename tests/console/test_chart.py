@@ -426,3 +426,74 @@ def test_the_cursor_is_a_column_of_its_own() -> None:
     assert edge - (hi - lo) / res.plot_width < 50.0 <= edge + 1e-9
     assert res.lines[res.plot_height + 1].plain[res.plot_left + col] == "┼"
     assert render_chart([ChartSeries("a", x, x, "red")], 60, 12, cursor_x=500.0).cursor_col is None
+
+
+# ---------------------------------------------------------------- build_chart: legend and glyphs
+
+
+def _snapshots(tmp_path, runs: dict[str, tuple[list[dict], list[dict]]]):  # noqa: ANN202
+    import json
+
+    from trainledger.engines.metrics.series import RunSeries
+
+    snaps = {}
+    for run_id, (rows, events) in runs.items():
+        d = tmp_path / run_id
+        d.mkdir()
+        (d / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        (d / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+        series = RunSeries(d)
+        series.refresh()
+        snaps[run_id] = series.snapshot()
+    return snaps
+
+
+def _model(tmp_path, runs, state=None, order=None):  # noqa: ANN202
+    from trainledger.console.curves_view import CurvesState, build_chart
+
+    snaps = _snapshots(tmp_path, runs)
+    state = state or CurvesState()
+    ids = order or list(runs)
+    return build_chart("loss", ids, snaps, {}, state, ["red", "blue", "green"],
+                       {"phase": "yellow", "other": "cyan"}, {r: i for i, r in enumerate(ids)})
+
+
+def test_runs_without_the_metric_are_listed_under_the_chart(tmp_path) -> None:
+    """A compared run without the metric used to vanish from chart and legend alike."""
+    rows = [{"step": i, "loss": 1.0 / (i + 1)} for i in range(5)]
+    other = [{"step": i, "acc": 0.5} for i in range(5)]
+    model = _model(tmp_path, {"run-a": (rows, []), "run-b": (other, []), "run-c": (other, [])})
+    assert [s.label for s in model.series] == ["run-a"]
+    assert model.missing == ["run-b", "run-c"]
+    legend = [t.plain for t in model.legend]
+    assert "no loss: run-b, run-c" in legend
+
+
+def test_the_resume_marker_is_in_the_legend(tmp_path) -> None:
+    """`•` (a resumed run) was drawn under the chart and explained nowhere."""
+    rows = [{"step": i, "loss": 1.0 / (i + 1)} for i in range(10)]
+    events = [{"kind": "resumed", "step": 5, "message": "resumed at step 5"},
+              {"kind": "phase", "step": 2, "message": "warm-up done"}]
+    model = _model(tmp_path, {"run-a": (rows, events)})
+    assert {m.glyph for m in model.markers} == {"•", "▲"}
+    key = [t.plain for t in model.legend if "resumed" in t.plain]
+    assert key and "• resumed" in key[0] and "▲ phase" in key[0] and "◆ best" in key[0]
+
+
+def test_the_pinned_baseline_has_its_own_glyph(tmp_path) -> None:
+    """The baseline's best point was `◆`, the same as every run's "best"."""
+    from trainledger.console.curves_view import CurvesState
+    from trainledger.console.widgets.chart_render import BASELINE_BEST_GLYPH
+
+    rows = [{"step": i, "loss": 1.0 / (i + 1)} for i in range(10)]
+    state = CurvesState(pinned="base")
+    higher = [{"step": r["step"], "loss": r["loss"] + 1} for r in rows]
+    model = _model(tmp_path, {"base": (higher, []), "run-a": (rows, [])}, state=state)
+    glyphs = {s.label: s.best_glyph for s in model.series}
+    assert glyphs == {"base (baseline)": BASELINE_BEST_GLYPH, "run-a": BEST_GLYPH}
+    assert BASELINE_BEST_GLYPH != BEST_GLYPH
+    key = " ".join(t.plain for t in model.legend)
+    assert f"{BASELINE_BEST_GLYPH} baseline best" in key
+    drawn = render_chart(model.series, 60, 12)
+    text = "\n".join(_plot_cells(drawn))
+    assert BASELINE_BEST_GLYPH in text
