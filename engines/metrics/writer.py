@@ -256,3 +256,58 @@ def run(workspace: Workspace | Path | str | None = None, **fields: Any) -> Metri
     _current = MetricsWriter(ws, **fields)
     _hook_process()
     return _current
+
+
+def json_safe(value: Any, _depth: int = 0) -> Any:
+    """`value` as JSON can hold it: numbers, strings, booleans, None, lists and string-keyed
+    dicts as they are (NaN and infinity as null, numpy/torch scalars as numbers); anything else
+    (a Path, a dtype, an object) as its str(). For a config given by a script."""
+    if _depth > 32:
+        return str(value)
+    value = _clean(value)
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, dict):
+        return {str(k): json_safe(v, _depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v, _depth + 1) for v in value]
+    tolist = getattr(value, "tolist", None)  # a numpy array
+    if callable(tolist):
+        try:
+            return json_safe(tolist(), _depth + 1)
+        except (TypeError, ValueError):
+            pass
+    return str(value)
+
+
+def init(
+    name: str | None = None,
+    config: dict[str, Any] | None = None,
+    tags: Any = None,
+    workspace: Workspace | Path | str | None = None,
+    **fields: Any,
+) -> MetricsWriter:
+    """`trainledger.init(name=, config=, tags=, workspace=)`: start a run and return it.
+
+    `run.log({...}, step=, epoch=)` appends rows (so does `trainledger.log`); `run.finish()`
+    ends it finished. Used as `with trainledger.init(...) as run:` it ends with the block:
+    finished, stopped (KeyboardInterrupt) or failed with the exception's type and message.
+    Without `with` or finish(), it ends as `trainledger.log`'s run does, when the process ends.
+    `config` goes to run.json (the console's config and hyperparameter columns), `tags` to
+    meta.json; other keyword arguments are MetricsWriter's (model, primary_metric, directions,
+    run_id). The workspace is found as `trainledger train` finds it (a new folder becomes one).
+    """
+    from trainledger.engines.runmeta import validate_name, validate_tag, write_meta
+
+    tag_list = [validate_tag(t) for t in ([tags] if isinstance(tags, str) else list(tags or ()))]
+    if name is not None:
+        validate_name(name)
+    if config is not None and not isinstance(config, dict):
+        raise TypeError(f"config must be a dict, not {type(config).__name__}")
+    ws = workspace if isinstance(workspace, Workspace) else resolve_workspace(workspace)[0]
+    if name is None:
+        name = os.environ.get("TRAINLEDGER_RUN_NAME")
+    writer = run(ws, name=name, config=json_safe(config or {}), **fields)
+    if tag_list:
+        write_meta(writer.dir, tags=tag_list)
+    return writer
