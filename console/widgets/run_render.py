@@ -120,8 +120,11 @@ def identity(d: RunDetails, look: Look) -> RenderableType:
         rows.append(("run.json", plain(i.problem, look.of("fail"))))
     parts: list[RenderableType] = [_pairs(rows, look)]
     if i.error:
-        parts.append(Text("error", style=look.head, end=""))
+        parts.append(Text("error (the whole text)", style=look.head))
         parts.append(plain_lines(i.error, look.of("fail")))  # the whole text, every line
+    for part in parts:  # in a Group each Text ends its line (Textual drops a last line left open)
+        if isinstance(part, Text):
+            part.end = "\n"
     return Group(*parts)
 
 
@@ -166,7 +169,8 @@ def metrics_table(d: RunDetails, look: Look) -> RenderableType:
         best_at = plain(_at(m.best_step, m.best_epoch)) if m.best is not None else Text("")
         if m.best is not None and not m.best_is_last:
             best.stylize(look.head)
-        t.add_row(name, best, best_at, plain(number(m.last)), plain(_at(m.last_step, m.last_epoch)), plain(f"{m.count:,}"))
+        last_at = plain(_at(m.last_step, m.last_epoch))
+        t.add_row(name, best, best_at, plain(number(m.last)), last_at, plain(f"{m.count:,}"))
     return t
 
 
@@ -193,7 +197,8 @@ def data_text(d: RunDetails, look: Look) -> RenderableType:
     if data.path:
         state = data.state
         now = data.sha256 or ("hashing…" if state == "unhashed" else "-")
-        style = look.of("pass") if state == "matches" else look.of("fail") if state in ("changed", "no file") else Style()
+        bad = state in ("changed", "no file")
+        style = look.of("pass") if state == "matches" else look.of("fail") if bad else Style()
         line = plain(now)
         line.append_text(plain(f"  ({state}{': ' + data.problem if data.problem else ''})", style))
         rows.append(("sha256 now", line))
@@ -220,7 +225,7 @@ def events_table(d: RunDetails, look: Look) -> RenderableType:
         t.add_row(plain(e.kind), plain(number(e.step)), plain(number(e.epoch)), plain(utc(e.time)[11:19]),
                   plain_lines(e.message))  # fmt: skip
     if len(d.events) > len(shown):
-        return Group(Text(f"the last {len(shown)} of {len(d.events):,} events", style=look.muted, end=""), t)
+        return Group(Text(f"the last {len(shown)} of {len(d.events):,} events", style=look.muted), t)
     return t
 
 
