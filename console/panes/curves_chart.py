@@ -160,6 +160,7 @@ class ChartKeys(_Base):
         self.app.call_from_thread(self._exported, path, said)
 
     def _exported(self, path: object, said: str) -> None:
-        self.last_export = path  # the newest CSV written (tests read it)
+        self.last_export = path  # the newest CSV written, and what was said of it (tests read them)
+        self.last_export_said = said
         notify_plain(self, said, title="Export", timeout=8)
 

@@ -101,3 +101,40 @@ def test_a_run_without_the_metric_exports_no_rows(tmp_path: Path) -> None:
     snap = _run(tmp_path, [{"step": 1, "acc": 0.5}])
     run = export_run(snap, "loss", "r")
     assert len(run.raw) == 0 and len(_read(chart_csv("loss", [run]))) == 0
+
+
+async def test_E_in_the_curves_pane_writes_the_chart_and_says_where(tmp_path: Path) -> None:
+    from tests.console.conftest import CLOCK, settle
+    from trainledger.console.app import TrainledgerApp
+    from trainledger.console.panes.curves import CurvesPane
+    from trainledger.engines.workspace import METRICS_FILE, RUN_FILE, init_workspace
+
+    ws = init_workspace(tmp_path / "ws")
+    for k, run_id in enumerate(("run-a", "run-b")):
+        d = ws.runs_dir / run_id
+        d.mkdir()
+        (d / RUN_FILE).write_text(json.dumps({"status": "finished", "started": 1000.0 + k,
+                                              "name": f'lr=0.{k}, "quoted"'}))
+        (d / METRICS_FILE).write_text("".join(
+            json.dumps({"step": i, "epoch": i // 5, "time": 2000.0 + i, "val/loss": 1.0 / (i + 1 + k)}) + "\n"
+            for i in range(10 + k)))
+    app = TrainledgerApp(ws, theme="trainledger-dark", watch=False, clock=lambda: CLOCK)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        pane = app.query_one(CurvesPane)
+        await pilot.press("space", "down", "s")  # compare both, EMA 0.6
+        await settle(pilot)
+        assert pane.state.metric == "val/loss" and pane.state.smoothing == 0.6
+        await pilot.press("E")
+        await settle(pilot)
+        path = pane.last_export
+        assert path.parent == ws.root / "exports" and path.name.startswith("val_loss-")
+        assert str(path) in pane.last_export_said and "21 rows" in pane.last_export_said
+        out = _read(path.read_text(encoding="utf-8"))
+        assert len(out) == 21
+        assert {r["name"] for r in out} == {'lr=0.0, "quoted"', 'lr=0.1, "quoted"'}
+        assert {r["metric"] for r in out} == {"val/loss"}
+        first_b = next(r for r in out if r["run_id"] == "run-b")
+        assert first_b["raw"] == repr(1.0 / 2) and first_b["drawn"] == first_b["raw"]  # EMA starts there
+        second_b = [r for r in out if r["run_id"] == "run-b"][1]
+        assert float(second_b["drawn"]) != float(second_b["raw"])  # smoothed, as drawn
