@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shlex
+import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 from rich.text import Text
 from textual.actions import parse as parse_action
@@ -39,8 +41,9 @@ from trainledger.console.screens.port_detail import PortDetail
 from trainledger.console.screens.run_picker import RunPicker
 from trainledger.console.screens.run_report import RunReportScreen
 from trainledger.console.screens.version_history import VersionHistory
-from trainledger.console.text import ControlCharacterFilter, notify_plain, plain
+from trainledger.console.text import ControlCharacterFilter, clean_lines, notify_plain, plain
 from trainledger.console.watcher import WorkspaceWatcher
+from trainledger.engines.runs import StartedRun
 from trainledger.engines.workspace import Workspace
 from trainledger.themes import CSS_PATH, THEMES, choose_theme, register_themes
 
@@ -141,6 +144,8 @@ class TrainledgerApp(App[None]):
         self.summary = ""
         self.location = location or _pretty(workspace.root)
         self.startup_notes: list[str] = []  # said once the screen is up (the demo's taken ports)
+        self.trainers: list[StartedRun] = []  # started with `n`: they outlive the console
+        self.opened_at = time.time()  # a capture server started after this was started from here (S)
         # Start reading before Textual lays out the first frame (the CLI starts it earlier still).
         self.prefetch = prefetch or Prefetch(workspace).start()
         # Before any widget mounts: panes read theme colours as soon as data arrives.
@@ -266,6 +271,44 @@ class TrainledgerApp(App[None]):
         for entry, pane in self.panes():
             if entry.id == active:
                 yield from _binding_commands(entry.title, pane, entry.widget.BINDINGS)
+
+    # ------------------------------------------------------------------ quitting
+    def track_trainer(self, started: StartedRun) -> None:
+        """A trainer started from this console (`n`): named at quit while it still runs."""
+        self.trainers.append(started)
+
+    def left_running(self) -> str:
+        """What this console started that still runs, and how to stop each; "" if nothing.
+
+        Called once the app has exited (it reads the capture server's state file and asks the
+        processes): `run` prints it to the terminal. The demo's own processes are not listed:
+        the demo stops them itself.
+        """
+        items = []
+        for t in self.trainers:
+            if t.proc.poll() is None:
+                items.append(f"  trainer of run {t.run_id} (pid {t.pid}), started with n\n"
+                             f"    stop it: kill {t.pid}   (SIGTERM: it writes a last checkpoint and ends as "
+                             "stopped), or S on the run in the Curves pane")  # fmt: skip
+        if self.demo is None:
+            from trainledger.engines.capture.process import server_state
+
+            state = server_state(self.workspace)
+            if state is not None and state.alive and state.started_at >= self.opened_at:
+                where = shlex.quote(str(self.workspace.root))
+                items.append(f"  capture server at {state.url} (pid {state.pid}), started with S in Capture\n"
+                             f"    stop it: trainledger capture stop --workspace {where}")  # fmt: skip
+        if not items:
+            return ""
+        return clean_lines("trainledger: left running after the console quit:\n" + "\n".join(items))
+
+    def run(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the console; once it has exited, say on stderr which processes it leaves running."""
+        result = super().run(*args, **kwargs)
+        text = self.left_running()
+        if text:
+            print(text, file=sys.stderr)
+        return result
 
     # ------------------------------------------------------------------ scripts
     def _exit_with_summary(self) -> None:

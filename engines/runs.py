@@ -9,9 +9,11 @@ Runs started here outlive the console: nothing ties them to its lifetime.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -60,13 +62,26 @@ def train_command(
     backend: str = "torch",
     epochs: int | None = None,
     settings: Sequence[str] = (),
+    name: str | None = None,
+    lr: float | None = None,
+    batch_size: int | None = None,
+    base: str | None = None,
 ) -> list[str]:
+    """The `trainledger train` command line of a run started from the console."""
     args = [sys.executable, "-m", "trainledger", "train", model,
             "--workspace", str(ws.root), "--run-id", run_id, "--backend", backend]  # fmt: skip
     if data:
         args += ["--data", data]
     if epochs is not None:
         args += ["--epochs", str(int(epochs))]
+    if name:
+        args += ["--name", name]
+    if lr is not None:
+        args += ["--lr", repr(float(lr))]
+    if batch_size is not None:
+        args += ["--batch-size", str(int(batch_size))]
+    if base:
+        args += ["--base", base]
     for item in settings:
         args += ["--set", item]
     return args
@@ -81,20 +96,39 @@ def start_run(
     epochs: int | None = None,
     settings: Sequence[str] = (),
     run_id: str | None = None,
+    name: str | None = None,
+    lr: float | None = None,
+    batch_size: int | None = None,
+    base: str | None = None,
 ) -> StartedRun:
     """Start a trainer detached from this process; returns at once with its run id and log."""
     run_id = validate_id(run_id, "run id") if run_id else new_run_id(model)
-    args = train_command(ws, model, run_id, data=data, backend=backend, epochs=epochs, settings=settings)
+    args = train_command(ws, model, run_id, data=data, backend=backend, epochs=epochs, settings=settings,
+                         name=name, lr=lr, batch_size=batch_size, base=base)  # fmt: skip
     # a session of its own: Ctrl-C or quitting the console does not reach it
     return StartedRun(run_id, launch(args, logs_dir(ws) / f"{run_id}.log"))
 
 
-def early_exit(proc: subprocess.Popen[bytes], within: float = 2.0) -> int | None:
-    """The exit code if the process ends within `within` seconds, else None (still running)."""
-    try:
-        return proc.wait(within)
-    except subprocess.TimeoutExpired:
-        return None
+def wait_exit(proc: subprocess.Popen[bytes], cancelled: threading.Event, poll: float = 0.5) -> int | None:
+    """The exit code once the process ends, however long it runs; None if `cancelled` is set
+    first (the console quit: the trainer goes on without it)."""
+    while not cancelled.is_set():
+        try:
+            return proc.wait(poll)
+        except subprocess.TimeoutExpired:
+            continue
+    return None
+
+
+def describe_exit(code: int) -> str:
+    """An exit status as a person reads it: `exited with status 2`, `killed by signal 9 (SIGKILL)`."""
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            return f"killed by signal {-code}"
+        return f"killed by signal {-code} ({name})"
+    return f"exited with status {code}"
 
 
 def tail_lines(path: Path, n: int = 5, max_bytes: int = 16384) -> list[str]:

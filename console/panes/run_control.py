@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from textual.worker import get_current_worker
+
 from trainledger.console.messages import RunsChanged, SystemSampled
 from trainledger.console.screens.confirm import Confirmation, ConfirmScreen
 from trainledger.console.screens.run_control import NewRunRequest, NewRunScreen
@@ -56,7 +58,8 @@ class RunControl(_Base):
     def action_new_run(self) -> None:
         cursor = self.query_one(RunList).cursor_run
         info = self.infos.get(cursor) if cursor else None
-        self.app.push_screen(NewRunScreen(info.model if info else None), self._new_run_chosen)
+        screen = NewRunScreen(info.model if info else None, runs=list(self.infos.values()))
+        self.app.push_screen(screen, self._new_run_chosen)
 
     def _new_run_chosen(self, request: NewRunRequest | None) -> None:
         if request is None:
@@ -67,18 +70,30 @@ class RunControl(_Base):
         def work() -> None:
             try:
                 started = run_control.start_run(ws, request.model, data=request.data, backend=request.backend,
-                                                epochs=request.epochs, settings=request.settings)  # fmt: skip
+                                                epochs=request.epochs, settings=request.settings, name=request.name,
+                                                lr=request.lr, batch_size=request.batch_size,
+                                                base=request.base)  # fmt: skip
             except (OSError, ValueError) as exc:
                 app.call_from_thread(notify_plain, app, str(exc), title="New run", severity="error")
                 return
+            track = getattr(app, "track_trainer", None)  # the app says at quit what it leaves running
+            if track is not None:
+                app.call_from_thread(track, started)
             app.call_from_thread(notify_plain, app, f"run {started.run_id}\nlog {started.log_path}",
                                  title=f"Started {request.model}", timeout=6)  # fmt: skip
-            code = run_control.early_exit(started.proc, 2.0)
-            if code not in (None, EXIT_OK, EXIT_STOPPED):  # a quick stop is no failure
-                tail = "\n".join(run_control.tail_lines(started.log_path, 4)) or "(empty log)"
-                app.call_from_thread(notify_plain, app, f"{started.run_id} exited with status {code}:\n{tail}",
-                                     title="Run failed to start", severity="error", timeout=15)  # fmt: skip
             self.post_message(RunsChanged())
+            # Watched to its end, not for its first seconds only: a trainer that fails at once on
+            # a loaded machine, or dies later (the OOM killer), is said with its log, never silent.
+            code = run_control.wait_exit(started.proc, get_current_worker().cancelled_event)
+            if code not in (None, EXIT_OK, EXIT_STOPPED):  # a stop on request is no failure
+                tail = "\n".join(run_control.tail_lines(started.log_path, 6)) or "(empty log)"
+                app.call_from_thread(
+                    notify_plain, app,
+                    f"{started.run_id} {run_control.describe_exit(code)}:\n{tail}\nlog {started.log_path}",
+                    title="Run failed", severity="error", timeout=20,
+                )  # fmt: skip
+            if code is not None:
+                self.post_message(RunsChanged())
 
         self.run_worker(work, thread=True, group="start-run", exit_on_error=False,
                         description=f"start a {request.model} run")

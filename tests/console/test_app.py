@@ -232,3 +232,24 @@ async def test_palette_offers_the_shown_panes_actions_and_only_our_themes(frozen
         options = app.screen.query_one(CommandList)
         shown = {str(options.get_option_at_index(i).prompt) for i in range(options.option_count)}
         assert shown == set(THEMES), shown
+
+
+async def test_quitting_names_a_capture_server_started_while_open(tmp_path: Path) -> None:
+    from trainledger.engines.capture import process
+
+    ws = init_workspace(tmp_path / "ws")
+    app = _app(ws)
+    try:
+        async with app.run_test(size=(100, 30)) as pilot:
+            await settle(pilot)
+            assert app.left_running() == ""
+            # what S in the Capture pane calls (on a free port: tests run side by side)
+            state = await asyncio.to_thread(process.start_server, ws, port=0)
+            await pilot.press("q")
+        said = app.left_running()
+        assert f"capture server at {state.url} (pid {state.pid})" in said, said
+        assert f"stop it: trainledger capture stop --workspace {ws.root}" in said
+        await asyncio.to_thread(process.stop_server, ws)
+        assert app.left_running() == ""
+    finally:
+        await asyncio.to_thread(process.stop_server, ws)

@@ -15,7 +15,7 @@ from trainledger.console.screens.confirm import ConfirmScreen
 from trainledger.console.screens.run_control import NewRunScreen, check_form
 from trainledger.console.widgets.runlist import RunList
 from trainledger.engines import runs as run_control
-from trainledger.engines.workspace import Workspace, init_workspace, read_run_info
+from trainledger.engines.workspace import RunInfo, Workspace, init_workspace, read_run_info
 
 
 def _recorder(app: TrainledgerApp) -> list[tuple[str, str]]:
@@ -47,6 +47,59 @@ def test_check_form() -> None:
     assert "does not exist" in check_form("ternary-vae", "/no/such/file", "torch", "1", "")  # type: ignore[operator]
     ok = check_form("ternary-vae", "", "mlx", "3", "a=1 b=2")
     assert not isinstance(ok, str) and ok.epochs == 3 and ok.settings == ["a=1", "b=2"]
+
+
+def _info(ws_root: Path, run_id: str, model: str, name: str | None = None, status: str = "finished") -> RunInfo:
+    return RunInfo(run_id, ws_root / "runs" / run_id, status=status, name=name, model=model)
+
+
+def test_check_form_name_lr_batch_size_and_base(tmp_path: Path) -> None:
+    lm = _info(tmp_path, "20261203-lm-base-aaaa", "lm-base", name="tiny lm")
+    vae = _info(tmp_path, "vae-1", "ternary-vae", name="dup")
+    vae2 = _info(tmp_path, "vae-2", "ternary-vae", name="dup")
+    runs = [lm, vae, vae2]
+
+    def form(model: str = "ternary-vae", **kw: str) -> object:
+        return check_form(model, "", "torch", "1", "", runs=runs, **kw)
+
+    assert form(lr="0") == "lr: must be greater than 0 (e.g. 0.001)"
+    assert form(lr="-1e-3") == "lr: must be greater than 0 (e.g. 0.001)"
+    assert form(lr="fast") == "lr: fast is not a number (e.g. 0.001)"
+    assert form(lr="nan") == "lr: nan is not a number (e.g. 0.001)"
+    assert form(batch_size="0") == "batch size: at least 1"
+    assert form(batch_size="1.5") == "batch size: 1.5 is not a whole number"
+    assert form(name="a\x1b[31mb") == "name: no control characters (escape, newline, tab ...)"
+    assert form(name="x" * 201) == "name: at most 200 characters"
+    # lora-lm: a base is asked for, and must be a trained lm-base run
+    need = form("lora-lm")
+    assert isinstance(need, str) and need.startswith("base: lora-lm needs a base")
+    assert "20261203-lm-base-aaaa" in need  # the candidates are named
+    assert form("lora-lm", base="nosuch") == "base: no run nosuch in this workspace (give a run id or name)"
+    assert form("lora-lm", base="vae-1") == "base: vae-1 is a ternary-vae run; lora-lm builds on an lm-base run"
+    ambiguous = form("lora-lm", base="dup")
+    assert isinstance(ambiguous, str) and "vae-1" in ambiguous and "vae-2" in ambiguous
+    assert form(base="tiny lm") == "base: ternary-vae takes no base run (only lora-lm does)"
+    running = _info(tmp_path, "lm-running", "lm-base", status="running")
+    assert check_form("lora-lm", "", "torch", "1", "", base="lm-running", runs=[running]) == (
+        "base: lm-running is running, not finished; a base must have finished training")
+    ok = form("lora-lm", name=" my lora ", lr="3e-4", batch_size="8", base="tiny lm")
+    assert not isinstance(ok, str)
+    assert (ok.name, ok.lr, ok.batch_size, ok.base) == ("my lora", 3e-4, 8, "20261203-lm-base-aaaa")
+    plain_ok = form()
+    assert not isinstance(plain_ok, str) and (plain_ok.name, plain_ok.lr, plain_ok.batch_size, plain_ok.base) == (
+        None, None, None, None)
+
+
+def test_train_command_carries_the_form_fields(tmp_path: Path) -> None:
+    ws = init_workspace(tmp_path / "ws")
+    args = run_control.train_command(ws, "lora-lm", "r1", epochs=2, name="my run", lr=0.0003,
+                                     batch_size=8, base="lm-1")  # fmt: skip
+    assert args[args.index("--name") + 1] == "my run"
+    assert float(args[args.index("--lr") + 1]) == 0.0003
+    assert args[args.index("--batch-size") + 1] == "8"
+    assert args[args.index("--base") + 1] == "lm-1"
+    bare = run_control.train_command(ws, "ternary-vae", "r2")
+    assert not {"--name", "--lr", "--batch-size", "--base"} & set(bare)
 
 
 def test_read_system_last_line(tmp_path: Path) -> None:
@@ -147,3 +200,154 @@ async def test_failed_run_shows_its_error(frozen_ws: Workspace) -> None:
         footer = str(app.query_one("#curves-footer", Static).content)
         assert footer.startswith("failed: stopped by hand: InfoNCE")
         assert len(footer) <= 80
+
+
+# ---------------------------------------------------------------- the form's fields (issue 14)
+
+
+async def _open_form(pilot, app: TrainledgerApp) -> NewRunScreen:
+    await settle(pilot)
+    await pilot.press("n")
+    await _until(pilot, lambda: isinstance(app.screen, NewRunScreen), 5)
+    assert isinstance(app.screen, NewRunScreen)
+    return app.screen
+
+
+def _started_id(notes: list[tuple[str, str]]) -> str:
+    return next(m for m, _ in notes if m.startswith("run ")).split()[1]
+
+
+async def test_form_name_lr_and_batch_size_reach_run_json_and_enter_starts_from_a_select(tmp_path: Path) -> None:
+    from textual.widgets import Select
+
+    ws = init_workspace(tmp_path / "ws")
+    app = TrainledgerApp(ws, watch=True)
+    notes = _recorder(app)
+    async with app.run_test(size=(80, 24)) as pilot:
+        form = await _open_form(pilot, app)
+        form.query_one("#new-name", Input).value = "my run"
+        form.query_one("#new-lr", Input).value = "0.003"
+        form.query_one("#new-batch-size", Input).value = "16"
+        form.query_one("#new-epochs", Input).value = "1"
+        form.query_one("#new-settings", Input).value = "prior_samples=512"
+        form.query_one("#new-backend", Select).focus()  # Enter on a Select starts too
+        await pilot.press("enter")
+        await _until(pilot, lambda: not isinstance(app.screen, NewRunScreen), 5)
+        await _until(pilot, lambda: any(m.startswith("run ") for m, _ in notes), 10)
+        run_id = _started_id(notes)
+        await _until(pilot, lambda: _status(ws, run_id) not in ("running", "unknown"), 40)
+        log = (ws.state_dir / "logs" / f"{run_id}.log").read_text()
+        info = read_run_info(ws.run_dir(run_id))
+        assert info.status == "finished", log
+        assert info.name == "my run"
+        assert info.config["lr"] == 0.003 and info.config["batch_size"] == 16, info.config
+
+
+async def test_form_refuses_bad_values_with_a_message(tmp_path: Path) -> None:
+    from textual.widgets import Select
+
+    ws = init_workspace(tmp_path / "ws")
+    app = TrainledgerApp(ws, watch=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        form = await _open_form(pilot, app)
+        error = form.query_one("#new-run-error", Static)
+        form.query_one("#new-lr", Input).value = "0"
+        form.query_one("#new-lr", Input).focus()
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, NewRunScreen)
+        assert str(error.content) == "lr: must be greater than 0 (e.g. 0.001)"
+        form.query_one("#new-lr", Input).value = ""
+        form.query_one("#new-batch-size", Input).value = "0"
+        await pilot.press("enter")
+        await pilot.pause()
+        assert str(error.content) == "batch size: at least 1"
+        form.query_one("#new-batch-size", Input).value = ""
+        # lora-lm with no base: said at once, in the form, not a silent failed process
+        form.query_one("#new-model", Select).value = "lora-lm"
+        form.query_one("#new-model", Select).focus()
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, NewRunScreen)
+        assert str(error.content).startswith("base: lora-lm needs a base"), error.content
+        assert form.query_one("#new-base", Input).has_focus  # the field to mend
+        assert "no lm-base run in this workspace yet" in str(error.content)
+
+
+async def test_form_fields_have_borders_in_mono_under_no_color(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("NO_COLOR", "1")
+    ws = init_workspace(tmp_path / "ws")
+    app = TrainledgerApp(ws, watch=False)
+    assert app.theme == "trainledger-mono"
+    async with app.run_test(size=(80, 24)) as pilot:
+        form = await _open_form(pilot, app)
+        fields = list(form.query(".field"))
+        assert len(fields) == 9
+        for box in fields:  # line-drawn borders: they need no colour to show
+            assert box.styles.border_top[0] in ("round", "solid", "heavy", "double"), box
+            assert box.region.height == 3 and box.region.width > 0, box  # all on screen at 80x24
+        svg = app.export_screenshot()
+        assert svg.count("╭") + svg.count("┏") >= 1 + 9  # the dialog and every field (the focused one heavy)
+
+
+async def test_a_trainer_that_dies_later_is_reported_with_its_log(tmp_path: Path) -> None:
+    import os
+    import signal
+
+    ws = init_workspace(tmp_path / "ws")
+    app = TrainledgerApp(ws, watch=True)
+    notes = _recorder(app)
+    async with app.run_test(size=(120, 40)) as pilot:
+        form = await _open_form(pilot, app)
+        form.query_one("#new-epochs", Input).value = "400"
+        form.query_one("#new-settings", Input).value = "prior_samples=512 pace=50"
+        form.query_one("#new-epochs", Input).focus()
+        await pilot.press("enter")
+        await _until(pilot, lambda: any(m.startswith("run ") for m, _ in notes), 10)
+        run_id = _started_id(notes)
+        await _until(pilot, lambda: _status(ws, run_id) == "running", 30)
+        await asyncio.sleep(2.5)  # past the first two seconds the old check waited
+        pid = read_run_info(ws.run_dir(run_id)).pid
+        assert pid
+        os.kill(pid, signal.SIGKILL)  # as the kernel's OOM killer would
+        await _until(pilot, lambda: any(s == "error" and run_id in m for m, s in notes), 15)
+        said = next(m for m, s in notes if s == "error" and run_id in m)
+        assert "killed by signal 9" in said, said
+
+
+# ---------------------------------------------------------------- quitting (issue 14)
+
+
+def test_quitting_names_the_trainer_it_leaves_running_and_how_to_stop_it(tmp_path: Path, capfd) -> None:
+    ws = init_workspace(tmp_path / "ws")
+    app = TrainledgerApp(ws, watch=True)
+    notes = _recorder(app)
+    seen: dict[str, str] = {}
+
+    async def drive(pilot) -> None:
+        form = await _open_form(pilot, app)
+        form.query_one("#new-epochs", Input).value = "400"
+        form.query_one("#new-settings", Input).value = "prior_samples=512 pace=50"
+        await pilot.press("enter")
+        await _until(pilot, lambda: any(m.startswith("run ") for m, _ in notes), 10)
+        seen["run_id"] = _started_id(notes)
+        await pilot.press("q")
+
+    try:
+        app.run(headless=True, size=(120, 40), auto_pilot=drive)
+        assert "run_id" in seen and len(app.trainers) == 1
+        started = app.trainers[0]
+        assert started.run_id == seen["run_id"] and started.proc.poll() is None  # it outlives the console
+        err = capfd.readouterr().err
+        assert "left running after the console quit" in err, err
+        assert f"trainer of run {started.run_id} (pid {started.pid})" in err
+        assert f"stop it: kill {started.pid}" in err
+        # and once it has ended there is nothing to say
+        started.proc.terminate()
+        started.proc.wait(20)
+        assert app.left_running() == ""
+    finally:
+        for t in app.trainers:
+            if t.proc.poll() is None:
+                t.proc.kill()
+                t.proc.wait(5)
