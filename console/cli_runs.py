@@ -75,6 +75,7 @@ def list_parser() -> argparse.ArgumentParser:
                                 description="List the runs of a workspace, newest first.",
                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     p.add_argument("workspace", nargs="?", help="workspace folder")
+    p.add_argument("--workspace", dest="workspace_opt", metavar="DIR", help="the same, as the subcommands take it")
     p.add_argument("--json", action="store_true", help="print JSON (name, tags, archived, note included)")
     p.add_argument("--all", action="store_true", help="archived runs too")
     return p
@@ -86,7 +87,7 @@ def sub_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="sub", metavar="SUBCOMMAND", required=True)
 
     def add(name: str, text: str) -> argparse.ArgumentParser:
-        sp = sub.add_parser(name, help=text, description=text)
+        sp = sub.add_parser(name, help=text, description=text, prog=f"trainledger runs {name}")
         sp.add_argument("--workspace", help="workspace folder (default: as for `trainledger open`)")
         return sp
 
@@ -221,7 +222,9 @@ def cmd_list(args: argparse.Namespace) -> int:
 
     from trainledger.engines.safetext import clean
 
-    ws = _workspace(args.workspace)
+    if args.workspace and args.workspace_opt and args.workspace != args.workspace_opt:
+        raise Refused(f"two workspaces given: {args.workspace} and --workspace {args.workspace_opt}")
+    ws = _workspace(args.workspace or args.workspace_opt)
     rows, hidden = list_rows(ws, include_archived=args.all)
     if args.json:
         text = msgspec.json.format(msgspec.json.encode(rows), indent=2).decode()

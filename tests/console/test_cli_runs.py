@@ -109,6 +109,8 @@ def test_json_carries_name_tags_archived_and_note(ws: Workspace) -> None:
     assert "\x1b" not in out.stdout
     env = tl("runs", "--json", env={"TRAINLEDGER_WORKSPACE": str(ws.root)})
     assert env.returncode == 0 and len(json.loads(env.stdout)) == 3
+    opt = tl("runs", "--workspace", str(ws.root), "--json")  # as the subcommands take it
+    assert opt.returncode == 0 and json.loads(opt.stdout) == rows
 
 
 def test_archive_hides_until_all_or_undo(ws: Workspace) -> None:
