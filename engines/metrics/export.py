@@ -2,7 +2,7 @@
 console's `E`).
 
 The rows are the ones the chart draws: metrics.jsonl read by RunSeries, so a malformed line is
-left out here exactly as the chart leaves it out (a row without a numeric step included). Two layouts (docs/formats.md, "Export"):
+left out here exactly as the chart leaves it out. Two layouts (docs/formats.md, "Export"):
 
 - wide: one row per (run, step), a column per metric: `run,step,epoch,time,<metric>...`.
   Rows of one run with the same step are merged (a metric logged twice at a step: the last).
