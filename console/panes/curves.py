@@ -30,19 +30,30 @@ from trainledger.console.curves_view import (
 )
 from trainledger.console.messages import RunFilesChanged, RunsChanged
 from trainledger.console.panes.curves_chart import CHART_BINDINGS, ChartKeys
+from trainledger.console.panes.curves_list import CHART_MIN, RunListKeys
 from trainledger.console.panes.curves_loader import CurvesLoader
 from trainledger.console.panes.run_control import RunControl
+from trainledger.console.panes.run_tidy import RunTidy
 from trainledger.console.prefetch import Prefetch
 from trainledger.console.styles import rich_style
 from trainledger.console.text import clean, plain
 from trainledger.console.widgets.chart import LineChart
-from trainledger.console.widgets.runlist import RunList
+from trainledger.console.widgets.runlist import (
+    BORDER,
+    COLUMNS,
+    EXTRA_COLUMNS,
+    NAME_WIDTH,
+    PAD,
+    SCROLLBAR,
+    RunList,
+    fixed_width,
+)
 from trainledger.engines.metrics.series import MAX_METRICS
 from trainledger.engines.workspace import RunInfo, Workspace
 from trainledger.themes import marker_styles, series_styles
 
 
-class CurvesPane(ChartKeys, RunControl, CurvesLoader, Widget):
+class CurvesPane(ChartKeys, RunTidy, RunListKeys, RunControl, CurvesLoader, Widget):
     """Runs on the left, the chart of one metric for the chosen runs on the right."""
 
     WANTS = (RunFilesChanged, RunsChanged)  # the watcher's messages this pane is sent
@@ -50,9 +61,12 @@ class CurvesPane(ChartKeys, RunControl, CurvesLoader, Widget):
     DEFAULT_CSS = """
     CurvesPane { height: 1fr; }
     CurvesPane > Horizontal { height: 1fr; }
-    CurvesPane RunList { width: 30; border-right: vkey $panel; }
-    CurvesPane.-wide RunList { width: 44; }
-    CurvesPane.-wide.-extra RunList { width: 84; }
+    CurvesPane #list-side { width: 32; height: 1fr; }
+    CurvesPane RunList { width: 1fr; border-right: vkey $panel; }
+    CurvesPane #run-filter { display: none; height: 3; }
+    CurvesPane #run-filter.-shown { display: block; }
+    CurvesPane #list-info { display: none; height: 1; color: $text-muted; }
+    CurvesPane #list-info.-shown { display: block; }
     CurvesPane #chart-side { width: 1fr; padding: 0 0 0 1; }
     CurvesPane #curves-header { height: 1; }
     CurvesPane #metric-filter { display: none; height: 3; }
@@ -66,7 +80,8 @@ class CurvesPane(ChartKeys, RunControl, CurvesLoader, Widget):
     BINDINGS = [
         Binding("right_square_bracket", "next_metric", "Next metric", id="curves.next_metric"),
         Binding("left_square_bracket", "prev_metric", "Prev metric", id="curves.prev_metric"),
-        Binding("slash", "filter", "Filter", id="curves.filter"),
+        Binding("slash", "filter", "Filter runs (metrics on the chart)", id="curves.filter"),
+        Binding("m", "metric_filter", "Metric filter", id="curves.metric_filter", show=False),
         Binding("l", "toggle_log", "Log-Y", id="curves.log_y"),
         Binding("s", "cycle_smoothing", "Smooth", id="curves.smoothing"),
         Binding("x", "cycle_x", "X axis", id="curves.x_axis"),
@@ -77,6 +92,14 @@ class CurvesPane(ChartKeys, RunControl, CurvesLoader, Widget):
         Binding("n", "new_run", "New run", id="curves.new_run", show=False),
         Binding("S", "stop_run", "Stop run", id="curves.stop_run", show=False),
         Binding("enter", "open_run", "Run report", id="curves.open_run"),
+        Binding("a", "select_shown", "Compare all shown", id="curves.select_shown", show=False),
+        Binding("h", "pick_columns", "Columns", id="curves.columns"),
+        Binding("o", "cycle_sort", "Sort", id="curves.sort", show=False),
+        Binding("O", "reverse_sort", "Reverse sort", id="curves.sort_reverse", show=False),
+        Binding("T", "edit_tags", "Tags/note", id="curves.tags", show=False),
+        Binding("A", "toggle_archive", "Archive", id="curves.archive", show=False),
+        Binding("v", "toggle_archived", "Show archived", id="curves.show_archived", show=False),
+        Binding("d,delete", "delete_run", "Delete run", id="curves.delete", show=False),
         *CHART_BINDINGS,
     ]
 
@@ -95,13 +118,19 @@ class CurvesPane(ChartKeys, RunControl, CurvesLoader, Widget):
         self.infos: dict[str, RunInfo] = {}
         self.color_index: dict[str, int] = {}
         self._init_loader()
+        self._init_list_view()
         self.system: dict[str, dict[str, Any]] = {}  # last system.jsonl row of running runs
         self.drawn_rows: dict[str, int] = {}
         self.on_drawn: Callable[[str, int], None] | None = None  # benchmarks hook in here
 
     def compose(self) -> ComposeResult:
         with Horizontal():
-            yield RunList(clock=self.clock, id="runs")
+            with Vertical(id="list-side"):
+                box = Input(placeholder="filter: text model:X status:X tag:X", id="run-filter")
+                box.can_focus = False  # until `/` opens it: the list is the pane's first focus
+                yield box
+                yield Static("", id="list-info", markup=False)
+                yield RunList(clock=self.clock, id="runs")
             with Vertical(id="chart-side"):
                 yield Static("", id="curves-header", markup=False)
                 yield Input(placeholder="metric regex, Enter to apply, Esc to cancel", id="metric-filter")
@@ -126,9 +155,10 @@ class CurvesPane(ChartKeys, RunControl, CurvesLoader, Widget):
         return plotted_run_ids(runlist.cursor_run, self.state, runlist.order)
 
     def _sync_list(self) -> None:
-        self.query_one(RunList).sync(
-            list(self.infos.values()), self.briefs, self.state.selected, self.state.pinned, self.system
-        )
+        runlist = self.query_one(RunList)
+        runlist.value_of = self.column_value
+        runlist.sync(self.listed_runs(), self.briefs, self.state.selected, self.state.pinned, self.system,
+                     ordered=True)  # fmt: skip
 
     def current_names(self) -> list[str]:
         snaps = [self.snapshots[r] for r in self.plotted() if r in self.snapshots]
@@ -228,16 +258,25 @@ class CurvesPane(ChartKeys, RunControl, CurvesLoader, Widget):
         self.call_after_refresh(lambda: self._update_footer(self.plotted()))  # the runs plotted then
 
     def _fit_columns(self, width: int) -> bool:
-        """Narrow terminals drop the progress column rather than scroll sideways."""
+        """Narrow terminals drop the progress column rather than scroll sideways.
+
+        The list is as wide as its columns: the run column's floor, status whole (it is never
+        the one cut), then progress and the extra figures where they fit, then the columns
+        chosen with `h` (past what leaves the chart CHART_MIN cells, the list scrolls sideways).
+        """
         wide = width >= 110
         extra = width >= 150  # steps/s, ETA, CPU%, RSS, GPU% columns too
         self.set_class(wide, "-wide")
         self.set_class(extra, "-extra")
+        base = COLUMNS + EXTRA_COLUMNS if extra else (COLUMNS if wide else COLUMNS[:2])
+        list_width = NAME_WIDTH + 2 + PAD + fixed_width(base) + SCROLLBAR + BORDER
         runlist = self.query_one(RunList)
-        if wide == runlist.wide and extra == runlist.extra:
-            return False
-        runlist.set_wide(wide, extra)
-        return True
+        changed = runlist.configure(wide, extra, list_width, self.list_view.columns, self._headers())
+        total = list_width + runlist.user_width
+        if width:
+            total = min(total, max(list_width, width - CHART_MIN))
+        self.query_one("#list-side").styles.width = total
+        return changed
 
     def _header(self, names: list[str]) -> str:
         s = self.state
@@ -259,8 +298,14 @@ class CurvesPane(ChartKeys, RunControl, CurvesLoader, Widget):
 
     def _empty_text(self) -> str:
         if not self.infos:
-            return clean(f"No runs in {self.workspace.runs_dir}. Try `trainledger demo`, or write "
-                         "runs/<id>/metrics.jsonl from any script (docs/formats.md).")
+            return clean(f"No runs in {self.workspace.runs_dir} yet. To start one: press n (a form), "
+                         "or run `trainledger train MODEL`, or call trainledger.log(step=..., loss=...) "
+                         "in your own script (docs/formats.md). `trainledger demo` shows a live one.")
+        if not self.query_one(RunList).order:
+            if self.list_view.query.source.strip():
+                return clean(f"No run matches the filter /{self.list_view.query.source.strip()}/ "
+                             "(press / then Enter on empty to clear it)")
+            return clean(f"All {len(self.infos)} runs are archived: press v to show them")
         if self.state.metric_filter:
             return clean(f"No metric matches /{self.state.metric_filter}/ (press / then Enter on empty to clear)")
         cursor = self.query_one(RunList).cursor_run
@@ -366,6 +411,15 @@ class CurvesPane(ChartKeys, RunControl, CurvesLoader, Widget):
         self.redraw()
 
     def action_filter(self) -> None:
+        """`/`: the run filter when the list has the focus, the metric filter on the chart side."""
+        focused = self.app.focused
+        chart_side = self.query_one("#chart-side")
+        if focused is not None and focused is not chart_side and chart_side in focused.ancestors:
+            self.action_metric_filter()
+        else:
+            self.open_run_filter()
+
+    def action_metric_filter(self) -> None:
         box = self.query_one("#metric-filter", Input)
         box.value = self.state.metric_filter
         box.add_class("-shown")
@@ -397,3 +451,5 @@ class CurvesPane(ChartKeys, RunControl, CurvesLoader, Widget):
     def key_escape(self) -> None:
         if self.query_one("#metric-filter", Input).has_class("-shown"):
             self._close_filter()
+        elif self.query_one("#run-filter", Input).has_class("-shown"):
+            self._close_run_filter(restore=True)

@@ -125,7 +125,9 @@ class CurvesLoader(_Base):
         for info in message.runs:
             if info.id not in self.color_index:
                 self.color_index[info.id] = len(self.color_index)
+        self.runs_listed()  # configs flattened, metric columns of new runs queued
         self._sync_list()
+        self._update_list_info()
         if message.pending and message.pending not in self.series:
             self._inflight.add(message.pending)  # the prefetch is reading it
         self.want_files()
@@ -277,6 +279,8 @@ class CurvesLoader(_Base):
         run_id = message.run_id
         if "run" in message.kinds or run_id not in self.infos:
             self.reload_runs()
+        if "metrics" in message.kinds:
+            self.metrics_changed(run_id)
         if {"metrics", "events"} & message.kinds:
             if run_id in self.series:
                 self.refresh_run(run_id)

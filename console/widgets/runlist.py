@@ -18,6 +18,7 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import DataTable
 
+from trainledger.console.run_filter import Column, column_width, fit, format_value
 from trainledger.console.styles import theme_style
 from trainledger.console.text import clean, plain
 from trainledger.engines.metrics.brief import RunBrief
@@ -31,10 +32,29 @@ STATUS_STYLE = {
     "lost": ("warning", False),
 }
 NAME_WIDTH = 15
-# Fixed widths: columns never jump as values arrive, and snapshots are stable.
-COLUMNS = (("run", "run", NAME_WIDTH + 2), ("status", "status", 8), ("progress", "progress", 12))
+STATUS_WIDTH = 9  # "finished", "▶ 12h03m", "⚠ unknown": never cut
+PROGRESS_WIDTH = 12
+BORDER = 1  # the list's right border (CurvesPane's CSS)
+SCROLLBAR = 1  # the list's vertical scrollbar (RunList's CSS): always counted, shown or not
+PAD = 2  # cell_padding=1 on each side of every column
+# Fixed widths: columns never jump as values arrive, and snapshots are stable. The run
+# column's width is what the list's width leaves (RunList.fit_width); this is its floor.
+COLUMNS = (("run", "run", NAME_WIDTH + 2), ("status", "status", STATUS_WIDTH), ("progress", "progress", PROGRESS_WIDTH))
 # Shown only on very wide terminals (see CurvesPane.on_resize): rate, time left, process cost.
 EXTRA_COLUMNS = (("rate", "steps/s", 7), ("eta", "ETA", 7), ("cpu", "CPU%", 5), ("rss", "RSS", 6), ("gpu", "GPU%", 5))
+ARCHIVED_MARK = "⊟"
+REGISTERED_MARK = "®"
+
+
+def fixed_width(columns: Sequence[tuple[str, str, int]]) -> int:
+    """Cells the columns other than the run column take, padding included."""
+    return sum(w + PAD for key, _, w in columns if key != "run")
+
+
+def name_width_for(list_width: int, columns: Sequence[tuple[str, str, int]]) -> int:
+    """The run column's width in a list `list_width` wide: what the other columns, the
+    border and the scrollbar leave (the status column is never the one cut)."""
+    return max(6, list_width - BORDER - SCROLLBAR - PAD - fixed_width(columns))
 
 
 def _finite(v: float) -> float | None:
@@ -109,8 +129,28 @@ def duration(seconds: float | None) -> str:
 
 
 def short_label(label: str, width: int = NAME_WIDTH) -> str:
-    """Keep the end of long run ids: that is where runs differ (time stamp, hash)."""
+    """Keep the end of long run ids: that is where runs differ (time stamp, hash).
+
+    The chart's legend uses this; the run list shows names whole from the left (`name_cell`).
+    """
     return label if len(label) <= width else "…" + label[-(width - 1):]
+
+
+def name_cell(marks: str, label: str, tags: Sequence[str], width: int) -> str:
+    """Marks, the whole name (cut at the right with … if it must) and the tags after it
+    as `#tag` while they fit (` #…` when some do not): the name is never cut from the
+    left, and it wins over the tags."""
+    room = width - len(marks)
+    text = fit(clean(label), room)
+    for tag in tags:
+        more = f" #{clean(tag)}"
+        if len(text) + len(more) <= room:
+            text += more
+            continue
+        if len(text) + 3 <= room:
+            text += " #…"
+        break
+    return marks + text
 
 
 def progress_text(brief: RunBrief | None) -> str:
@@ -131,10 +171,12 @@ def _look(cell: Text | str) -> tuple[str, str]:
 
 
 class RunList(DataTable[Text | str]):
-    """Runs, newest first. Marks: ◆ pinned baseline, ✓ selected for comparison, ® has a registered version."""
+    """Runs in the order the pane gives (newest first unless sorted). Marks: ◆ pinned
+    baseline, ✓ selected for comparison, ® has a registered version, ⊟ archived."""
 
     DEFAULT_CSS = """
-    RunList { height: 1fr; overflow-x: hidden; }
+    RunList { height: 1fr; overflow-x: hidden; scrollbar-size-vertical: 1; }
+    RunList.-scroll-x { overflow-x: auto; }
     """
     # Rows are what matters here: Home/End go to the first/last run, j/k as in a pager.
     BINDINGS = [
@@ -158,32 +200,71 @@ class RunList(DataTable[Text | str]):
         self.wide = False
         self.extra = False  # rate, ETA and CPU/RSS/GPU columns too
         self.registered: frozenset[str] = frozenset()  # runs with a registered version (the Versions pane says)
+        self.list_width = 0  # the width the pane gave the list (0: the run column's floor)
+        self.user_columns: tuple[Column, ...] = ()  # config keys and metrics chosen with `h`
+        self.headers: dict[str, str] = {}  # a chosen column's id -> its header
+        # A chosen column's raw value for a run (the pane knows configs and metric values).
+        self.value_of: Callable[[RunInfo, Column], Any] = lambda _info, _col: None
 
     @property
     def columns_shown(self) -> tuple[tuple[str, str, int], ...]:
         if self.wide and self.extra:
-            return COLUMNS + EXTRA_COLUMNS
-        return COLUMNS if self.wide else COLUMNS[:2]
+            base = COLUMNS + EXTRA_COLUMNS
+        else:
+            base = COLUMNS if self.wide else COLUMNS[:2]
+        name = name_width_for(self.list_width, base) if self.list_width else NAME_WIDTH + 2
+        cols = (("run", "run", name),) + tuple(base[1:])
+        return cols + tuple((c.id, self.headers.get(c.id, c.key), column_width(self.headers.get(c.id, c.key)))
+                            for c in self.user_columns)  # fmt: skip
+
+    @property
+    def user_width(self) -> int:
+        """Cells the chosen columns take, padding included."""
+        return sum(column_width(self.headers.get(c.id, c.key)) + PAD for c in self.user_columns)
+
+    def _add_columns(self) -> None:
+        for key, label, width in self.columns_shown:
+            self.add_column(plain(fit(label, width)), key=key, width=width)
 
     def on_mount(self) -> None:
-        for key, label, width in self.columns_shown:
-            self.add_column(label, key=key, width=width)
+        self._add_columns()
 
-    def set_wide(self, wide: bool, extra: bool = False) -> None:
-        """Show the progress column only where it fits (no sideways scrolling)."""
+    def configure(
+        self,
+        wide: bool,
+        extra: bool = False,
+        list_width: int | None = None,
+        columns: Sequence[Column] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> bool:
+        """Choose the columns: progress where it fits, the extra figures where they fit, the
+        chosen config/metric columns; the run column takes the width the others leave."""
         extra = extra and wide
-        if wide == self.wide and extra == self.extra:
-            return
-        self.wide = wide
-        self.extra = extra
+        width = self.list_width if list_width is None else list_width
+        cols = self.user_columns if columns is None else tuple(columns)
+        heads = self.headers if headers is None else dict(headers)
+        if (wide, extra, width, cols, heads) == (self.wide, self.extra, self.list_width, self.user_columns,
+                                                  self.headers):  # fmt: skip
+            return False
+        self.wide, self.extra, self.list_width, self.user_columns, self.headers = wide, extra, width, cols, heads
+        self.set_class(bool(cols), "-scroll-x")
         self._restore = self.cursor_run
         self.clear(columns=True)
         self._order = []
         self._index = {}
         self._shown = {}
         self._inputs = {}
-        for key, label, width in self.columns_shown:
-            self.add_column(label, key=key, width=width)
+        if self.is_mounted:
+            self._add_columns()
+        return True
+
+    def set_wide(self, wide: bool, extra: bool = False) -> None:
+        """Show the progress column only where it fits (no sideways scrolling)."""
+        self.configure(wide, extra)
+
+    @property
+    def name_width(self) -> int:
+        return self.columns_shown[0][2]
 
     @property
     def order(self) -> list[str]:
@@ -224,31 +305,33 @@ class RunList(DataTable[Text | str]):
         selected: set[str],
         pinned: str | None,
         system: dict[str, dict[str, Any]] | None = None,
+        ordered: bool = False,
     ) -> None:
-        """Bring the rows in line with `runs` (newest first), keeping the cursor's run.
+        """Bring the rows in line with `runs` (newest first, or as given when `ordered`),
+        keeping the cursor's run.
 
         A new set or order of runs rebuilds the rows; otherwise only cells that differ
         from what is shown are updated.
         """
         keep = self.cursor_run or self._restore
-        ordered = sorted(runs, key=lambda r: (r.started or 0.0, r.id), reverse=True)
-        ids = [r.id for r in ordered]
+        if not ordered:
+            runs = sorted(runs, key=lambda r: (r.started or 0.0, r.id), reverse=True)
+        ids = [r.id for r in runs]
         if ids != self._order:
             self.clear()
             self._order = ids
             self._index = {run_id: i for i, run_id in enumerate(ids)}
             self._shown = {}
             self._inputs = {}
-            width = len(self.columns_shown)
-            for info in ordered:
-                cells = self._cells(info, briefs.get(info.id), selected, pinned, system)[:width]
+            for info in runs:
+                cells = self._cells(info, briefs.get(info.id), selected, pinned, system)
                 self._shown[info.id] = cells
                 self.add_row(*cells, key=info.id)
             if keep in self._index:
                 self.move_cursor(row=self._index[keep])
             self._restore = None
             return
-        for info in ordered:
+        for info in runs:
             self.update_run(info, briefs.get(info.id), selected, pinned, system)
 
     def restyle(self) -> None:
@@ -258,6 +341,10 @@ class RunList(DataTable[Text | str]):
     def set_registered(self, run_ids: frozenset[str]) -> None:
         """Mark these runs ®; the next sync redraws the rows whose mark changed."""
         self.registered = run_ids
+        self._inputs = {}
+
+    def values_changed(self) -> None:
+        """The chosen columns' values changed (metric values read): compare rows again."""
         self._inputs = {}
 
     def update_run(
@@ -280,7 +367,7 @@ class RunList(DataTable[Text | str]):
         ):  # the same objects as last time: nothing to compare (a running row shows a clock)
             return
         self._inputs[info.id] = inputs
-        cells = self._cells(info, brief, selected, pinned, system)[: len(self.columns_shown)]
+        cells = self._cells(info, brief, selected, pinned, system)
         if list(map(_look, cells)) == list(map(_look, old)):
             return
         for (key, _, _), value, before in zip(self.columns_shown, cells, old):
@@ -296,12 +383,24 @@ class RunList(DataTable[Text | str]):
         pinned: str | None,
         system: dict[str, dict[str, Any]] | None = None,
     ) -> tuple[Text | str, ...]:
-        mark = ("◆" if info.id == pinned else " ") + ("✓" if info.id in selected else " ")
+        marks = ("◆" if info.id == pinned else " ") + ("✓" if info.id in selected else " ")
         if info.id in self.registered:  # a run without a version keeps its row as it was
-            name = plain(mark + "®" + short_label(clean(info.label), NAME_WIDTH - 1))
-        else:
-            name = plain(mark + short_label(clean(info.label)))
-        cells: tuple[Text | str, ...] = (name, self._status(info), plain(progress_text(brief)))
+            marks += REGISTERED_MARK
+        if info.archived:
+            marks += ARCHIVED_MARK
+        shown = self.columns_shown
+        name = plain(name_cell(marks, info.label, info.tags, shown[0][2]), "dim" if info.archived else "")
+        cells: tuple[Text | str, ...] = (name, self._status(info))
+        if self.wide:
+            cells += (plain(progress_text(brief)),)
         if self.extra:
             cells += tuple(plain(c) for c in extra_cells(info, brief, (system or {}).get(info.id)))
+        for col, (_, _, width) in zip(self.user_columns, shown[len(cells):]):
+            value = self.value_of(info, col)
+            text = format_value(value)
+            cell = plain(fit(text, width))
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                cell.justify = "right"
+            cells += (cell,)
         return cells
+
