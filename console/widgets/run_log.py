@@ -69,7 +69,12 @@ class RunLogView(ScrollView, can_focus=True):
         self._resize()
         if self.follow:
             self.scroll_end(animate=False, immediate=True, x_axis=False)
+            self.call_after_refresh(self._stick)  # again once the layout knows the new size
         self.refresh()
+
+    def _stick(self) -> None:
+        if self.follow and not self.is_vertical_scroll_end:
+            self.scroll_end(animate=False, immediate=True, x_axis=False)
 
     def _resize(self) -> None:
         self.virtual_size = Size(self._width, len(self.lines))
