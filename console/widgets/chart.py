@@ -110,6 +110,7 @@ class LineChart(Widget):
         self.cursor_x: float | None = None  # in x-axis units; None: no cursor
         self.zoom: tuple[float, float] | None = None
         self.zoom_mark: float | None = None  # the first end of a zoom being chosen
+        self.cursor_follows = False  # on the newest point: it stays there as rows arrive
         self.readout: list[Text] = []  # the lines under the plot, as last rendered
         self.on_data: Callable[[], None] | None = None  # called after every set_data
 
@@ -163,6 +164,7 @@ class LineChart(Widget):
             return None
         lo, hi = r.x_range
         col = min(max(col, 0), r.plot_width - 1)
+        self.cursor_follows = col == r.plot_width - 1
         if col == r.plot_width - 1:
             return hi
         return lo + (hi - lo) * (col + 1) / r.plot_width
@@ -192,6 +194,14 @@ class LineChart(Widget):
 
     def on_focus(self) -> None:
         if self.cursor_x is None:
+            if self.last_result is None or self.last_result.x_range is None:
+                self.call_after_refresh(self._cursor_on)  # not drawn yet
+            else:
+                self.action_cursor(0)
+
+    def _cursor_on(self) -> None:
+        if self.cursor_x is None and self.has_focus:
+            self._render_cached()
             self.action_cursor(0)
 
     def zoom_key(self) -> str:
@@ -227,6 +237,14 @@ class LineChart(Widget):
         self.zoom = self.zoom_mark = None
         self._changed()
         return had
+
+    def _newest_x(self) -> float | None:
+        """The right end of the x axis: the zoom's, else the largest x of any series."""
+        if self.zoom is not None:
+            return max(self.zoom)
+        ends = [float(np.nanmax(s.x)) for s in self._series if len(s.x)]
+        ends = [e for e in ends if math.isfinite(e)]
+        return max(ends) if ends else self.cursor_x
 
     def values_at(self, x: float) -> list[tuple[ChartSeries, float | None, float | None]]:
         """Each series' last point at or before `x`: (series, its x, its y), or Nones."""
@@ -288,6 +306,8 @@ class LineChart(Widget):
             cursor_style = self.get_component_rich_style("line-chart--cursor")
             cursor_style = Style(color=cursor_style.color, bold=cursor_style.bold)
             extra = self._readout_rows(size.height) if self._series else 0
+            if self.cursor_follows and self.cursor_x is not None:
+                self.cursor_x = self._newest_x()
             result = render_chart(
                 self._series,
                 size.width,

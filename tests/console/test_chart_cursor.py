@@ -119,3 +119,40 @@ async def test_z_without_the_cursor_zooms_into_the_middle(tmp_path: Path) -> Non
         await settle(pilot)
         assert chart.zoom is None and chart.x_label == "epoch"
         assert "epoch" in chart.last_result.lines[-1].plain
+
+
+async def test_a_cursor_on_the_newest_point_follows_new_rows() -> None:
+    import numpy as np
+    from textual.app import App, ComposeResult
+
+    from trainledger.console.widgets.chart import ChartSeries
+
+    class ChartApp(App[None]):
+        def compose(self) -> ComposeResult:
+            yield LineChart(id="chart")
+
+    def series(n: int) -> list[ChartSeries]:
+        x = np.arange(n, dtype=np.float64)
+        return [ChartSeries("live", x, x * 2, "red")]
+
+    app = ChartApp()
+    async with app.run_test(size=(70, 20)) as pilot:
+        chart = app.query_one(LineChart)
+        chart.set_data(series(100))
+        chart.focus()
+        await pilot.pause()
+        assert chart.cursor_x == 99.0 and chart.cursor_follows
+        chart.set_data(series(150))
+        await pilot.pause()
+        assert chart.cursor_x == 149.0
+        assert "live 298 @149" in chart.readout[0].plain
+        await pilot.press("left")
+        await pilot.pause()
+        held = chart.cursor_x
+        assert held is not None and held < 149 and not chart.cursor_follows
+        chart.set_data(series(200))
+        await pilot.pause()
+        assert chart.cursor_x == held  # a cursor the user moved stays where it was put
+        chart.set_data(series(200), x_label="time")
+        await pilot.pause()
+        assert chart.cursor_x is None  # other units: the cursor goes
