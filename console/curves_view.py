@@ -28,6 +28,7 @@ X_AXES: tuple[XAxis, ...] = ("step", "epoch", "time")  # the order `x` cycles th
 SMOOTHING = (0.0, 0.6, 0.9, 0.99)
 EVENT_GLYPHS = {"best": "◆", "phase": "▲", "early_stop": "■", "resumed": "•"}
 OTHER_EVENT_GLYPH = "•"  # any other event kind
+MISSING_NAMED = 8  # runs without the metric named under the chart; the rest are counted
 
 
 @dataclass
@@ -164,7 +165,9 @@ def build_chart(
                 )
     head: list[Text] = []
     if missing:
-        head.append(Text(f"no {clean(metric)}: " + ", ".join(missing), style="italic"))
+        names = ", ".join(missing[:MISSING_NAMED])
+        more = f" and {len(missing) - MISSING_NAMED:,} more" if len(missing) > MISSING_NAMED else ""
+        head.append(Text(f"no {clean(metric)}: {names}{more}", style="italic"))
     if glyphs:
         head.append(_glyph_key(glyphs))
     return ChartModel(series, markers, head + legend, summaries, missing)

@@ -497,3 +497,15 @@ def test_the_pinned_baseline_has_its_own_glyph(tmp_path) -> None:
     drawn = render_chart(model.series, 60, 12)
     text = "\n".join(_plot_cells(drawn))
     assert BASELINE_BEST_GLYPH in text
+
+
+def test_many_runs_without_the_metric_are_counted_not_listed(tmp_path) -> None:
+    from trainledger.console.curves_view import MISSING_NAMED
+
+    rows = [{"step": i, "loss": 1.0} for i in range(3)]
+    other = [{"step": 1, "acc": 0.5}]
+    runs = {"run-a": (rows, [])} | {f"o{k:02d}": (other, []) for k in range(MISSING_NAMED + 4)}
+    model = _model(tmp_path, runs)
+    assert len(model.missing) == MISSING_NAMED + 4
+    line = model.legend[0].plain
+    assert line.startswith("no loss: o00, o01") and line.endswith(" and 4 more")
