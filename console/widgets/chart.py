@@ -305,9 +305,11 @@ class LineChart(Widget):
         if key != self._cache_key or self.last_result is None:
             cursor_style = self.get_component_rich_style("line-chart--cursor")
             cursor_style = Style(color=cursor_style.color, bold=cursor_style.bold)
-            extra = self._readout_rows(size.height) if self._series else 0
+            rows = self._readout_rows(size.height) if self._series else 0
             if self.cursor_follows and self.cursor_x is not None:
                 self.cursor_x = self._newest_x()
+            self.readout = self._readout(size.width, rows, cursor_style) if rows else []
+            extra = len(self.readout)
             result = render_chart(
                 self._series,
                 size.width,
@@ -322,7 +324,6 @@ class LineChart(Widget):
                 cursor_style=cursor_style,
             )
             self.last_result = result
-            self.readout = self._readout(size.width, extra, cursor_style) if extra else []
             self._cached_text = Text("\n", no_wrap=True, end="").join([*result.lines, *self.readout])
             self._cached_text.no_wrap = True
             self._cache_key = key
