@@ -327,18 +327,46 @@ def timings_of(info: RunInfo, snap: SeriesSnapshot | None, now: float) -> Timing
     return Timings(info.started, info.ended, duration, last_step, last_epoch, rate, total_epochs, total_steps, eta)
 
 
+MALFORMED_SMALL = 8 << 20  # a metrics.jsonl up to this size is recounted whenever it changes
+MALFORMED_EVERY_S = 30.0  # a bigger one at most this often (a full parse each time)
+_MALFORMED: dict[str, tuple[int, int, float, tuple[int, tuple[int, ...]]]] = {}
+
+
 def _malformed(run_dir: Path) -> tuple[tuple[int, tuple[int, ...]] | None, str | None]:
+    """(count, line numbers) from engines/metrics/malformed, remembered by the file's size and
+    mtime; a big file that keeps growing is recounted at most every MALFORMED_EVERY_S."""
+    import time as _time
+
     try:
         from trainledger.engines.metrics.malformed import malformed_lines
     except ImportError:
         return None, "malformed-line counting is not available in this version"
+    path = run_dir / "metrics.jsonl"
     try:
-        count, lines = malformed_lines(run_dir / "metrics.jsonl")
+        st = os.stat(path)
     except FileNotFoundError:
         return (0, ()), None
     except OSError as exc:
         return None, f"metrics.jsonl cannot be read: {exc.strerror or exc}"
-    return (int(count), tuple(int(n) for n in lines)), None
+    key, now = str(path.absolute()), _time.monotonic()
+    seen = _MALFORMED.get(key)
+    if seen is not None:
+        size, mtime, when, result = seen
+        if (size, mtime) == (st.st_size, st.st_mtime_ns):
+            return result, None
+        if st.st_size > MALFORMED_SMALL and st.st_size >= size and now - when < MALFORMED_EVERY_S:
+            return result, None  # grown since: counted again soon
+    try:
+        count, lines = malformed_lines(path)
+    except FileNotFoundError:
+        return (0, ()), None
+    except OSError as exc:
+        return None, f"metrics.jsonl cannot be read: {exc.strerror or exc}"
+    result = (int(count), tuple(int(n) for n in lines))
+    if len(_MALFORMED) > 256:
+        _MALFORMED.clear()
+    _MALFORMED[key] = (st.st_size, st.st_mtime_ns, now, result)
+    return result, None
 
 
 def _extra(raw: dict[str, Any]) -> tuple[tuple[str, str], ...]:

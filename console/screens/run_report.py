@@ -225,7 +225,7 @@ class RunReportScreen(ModalScreen[None]):
         self.log_polls = 0
         self.log_exists: bool | None = None
         self.log_skipped = 0
-        self._series = RunSeries(workspace.run_dir(run_id))
+        self._series = RunSeries(workspace.run_dir(run_id), cache_dir=workspace.cache_dir, run_id=run_id)
         self._tail: LogTail | None = None
         self._details_busy = self._details_again = False
         self._hash_busy = False
