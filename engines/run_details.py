@@ -190,12 +190,19 @@ def flatten_config(config: Any, prefix: str = "", depth: int = 0) -> list[tuple[
 
 
 def command_line(argv: tuple[str, ...] | list[str]) -> str:
-    """The argv as a shell would take it (each word quoted where it needs to be)."""
+    """The argv as a shell would take it (each word quoted where it needs to be). Python puts
+    a module's `__main__.py` path first for `python -m`: shown as the command one would type."""
     words = list(argv)
-    if words and words[0].endswith(("trainledger/__main__.py", "trainledger/engines/training/__main__.py")):
-        words[0] = "trainledger" if "engines" not in words[0] else "python -m trainledger.engines.training"
-        return words[0] + ("" if len(words) == 1 else " " + shlex.join(words[1:]))
-    return shlex.join(words)
+    head = None
+    if words and words[0].endswith("__main__.py"):
+        parts = Path(words[0]).parts
+        if parts[-3:-1] == ("engines", "training"):
+            head = "python -m trainledger.engines.training"
+        elif len(parts) >= 2 and parts[-2] == "trainledger":
+            head = "trainledger"
+    if head is None:
+        return shlex.join(words)
+    return head + ("" if len(words) == 1 else " " + shlex.join(words[1:]))
 
 
 def _num(v: Any) -> float | None:

@@ -170,3 +170,11 @@ def test_log_tail_bounded_follows_waits_for_line_ends_and_restarts(tmp_path: Pat
     assert chunk.reset and chunk.lines == ("new file",)
     log.unlink()
     assert not tail.poll().exists
+
+
+def test_the_command_line_as_one_would_type_it() -> None:
+    argv = ["/x/trainledger/__main__.py", "train", "m", "--name", "a b"]
+    assert rd.command_line(argv) == "trainledger train m --name 'a b'"
+    assert rd.command_line(["/work/main/engines/training/__main__.py", "ternary-vae", "--epochs", "3"]) == (
+        "python -m trainledger.engines.training ternary-vae --epochs 3")
+    assert rd.command_line(["train.py", "--lr", "1e-3", "--note", "it's"]) == "train.py --lr 1e-3 --note 'it'\"'\"'s'"
