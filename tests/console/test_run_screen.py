@@ -261,3 +261,16 @@ async def test_checkpoints_hashed_and_system_figures_drawn(ws: Workspace) -> Non
         await pilot.pause()
         config = text_of(screen, ("run-config",))
         assert "epochs" in config and "400" in config
+
+
+async def test_a_running_run_shows_steps_per_second_and_an_eta(ws: Workspace) -> None:
+    run_json = ws.run_dir("demo-live") / "run.json"
+    raw = json.loads(run_json.read_text())
+    raw["config"] = {"epochs": 10}
+    run_json.write_text(json.dumps(raw))
+    async with app_on(ws).run_test(size=(80, 24)) as pilot:
+        screen = await open_run(pilot, "demo-live")
+        text = text_of(screen, ("run-timings",))
+        assert "steps/s   2" in text  # 383 steps in 191.5 s
+        assert "ETA" in text and "1m 22s" in text  # 3 epochs of ~54.7 steps at 2 steps/s
+        assert "of 10 epochs" in text and "so far" in text
