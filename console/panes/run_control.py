@@ -55,7 +55,17 @@ class RunControl(_Base):
             self.system = message.rows
             self._sync_list()
 
+    def _refused_readonly(self, what: str) -> bool:
+        """Under --readonly, say that `what` is refused and return True."""
+        if getattr(self.app, "readonly", False):
+            notify_plain(self, f"{what}: refused, the console is read-only (--readonly)", title="Curves",
+                         severity="warning")  # fmt: skip
+            return True
+        return False
+
     def action_new_run(self) -> None:
+        if self._refused_readonly("new run"):
+            return
         cursor = self.query_one(RunList).cursor_run
         info = self.infos.get(cursor) if cursor else None
         screen = NewRunScreen(info.model if info else None, runs=list(self.infos.values()))
@@ -99,6 +109,8 @@ class RunControl(_Base):
                         description=f"start a {request.model} run")
 
     def action_stop_run(self) -> None:
+        if self._refused_readonly("stop run"):
+            return
         cursor = self.query_one(RunList).cursor_run
         info = self.infos.get(cursor) if cursor else None
         if info is None:

@@ -351,3 +351,46 @@ def test_quitting_names_the_trainer_it_leaves_running_and_how_to_stop_it(tmp_pat
             if t.proc.poll() is None:
                 t.proc.kill()
                 t.proc.wait(5)
+
+
+async def test_readonly_refuses_to_start_or_stop_a_run(frozen_ws: Workspace) -> None:
+    app = TrainledgerApp(frozen_ws, watch=False, clock=lambda: CLOCK, readonly=True)
+    notes = _recorder(app)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("n")
+        await pilot.pause()
+        assert not isinstance(app.screen, NewRunScreen)
+        await pilot.press("S")
+        await pilot.pause()
+        assert not isinstance(app.screen, ConfirmScreen)
+        refused = [m for m, _ in notes if "read-only" in m]
+        assert len(refused) == 2 and refused[0].startswith("new run: refused"), notes
+
+
+async def test_lora_lm_from_the_form_on_a_base_given_by_name(tmp_path: Path) -> None:
+    from textual.widgets import Select
+
+    ws = init_workspace(tmp_path / "ws")
+    base = run_control.start_run(ws, "lm-base", epochs=1, name="tiny lm")
+    assert await asyncio.to_thread(base.proc.wait, 120) == 0, base.log_path.read_text()
+    app = TrainledgerApp(ws, watch=True)
+    notes = _recorder(app)
+    async with app.run_test(size=(80, 24)) as pilot:
+        pane = app.query_one(CurvesPane)
+        await _until(pilot, lambda: base.run_id in pane.infos, 10)
+        form = await _open_form(pilot, app)
+        form.query_one("#new-model", Select).value = "lora-lm"
+        form.query_one("#new-base", Input).value = "tiny lm"
+        form.query_one("#new-epochs", Input).value = "1"
+        form.query_one("#new-base", Input).focus()
+        await pilot.press("enter")
+        await _until(pilot, lambda: any(m.startswith("run ") for m, _ in notes), 10)
+        run_id = _started_id(notes)
+        await _until(pilot, lambda: _status(ws, run_id) not in ("running", "unknown"), 90)
+        log = (ws.state_dir / "logs" / f"{run_id}.log").read_text()
+        assert _status(ws, run_id) == "finished", log
+        import json
+
+        run = json.loads((ws.run_dir(run_id) / "run.json").read_text())
+        assert run["task_options"]["base"] == base.run_id  # the form found the run by its name
