@@ -38,6 +38,7 @@ from trainledger.console.screens.canary_prompt import CanaryPrompt
 from trainledger.console.screens.capture_session import CaptureSessionScreen
 from trainledger.console.screens.help import HelpScreen, binding_rows
 from trainledger.console.screens.port_detail import PortDetail
+from trainledger.console.screens.run_control import NewRunScreen
 from trainledger.console.screens.run_picker import RunPicker
 from trainledger.console.screens.run_report import RunReportScreen
 from trainledger.console.screens.version_history import VersionHistory
@@ -72,7 +73,7 @@ def _binding_commands(title: str, node: DOMNode, bindings: Iterable[object]) -> 
 PANES: list[PaneEntry] = [
     PaneEntry("curves", "Curves", CurvesPane,
               lambda app: CurvesPane(app.workspace, clock=app.clock, prefetch=app.prefetch),
-              screens=(("Run report", RunReportScreen.BINDINGS),)),
+              screens=(("Run report", RunReportScreen.BINDINGS), ("New run", NewRunScreen.BINDINGS))),
     # mounted after the first paint: the Curves chart is what must show first
     PaneEntry("capture", "Capture", CapturePane,
               lambda app: CapturePane(app.workspace, clock=app.clock), lazy=True,

@@ -253,3 +253,9 @@ async def test_quitting_names_a_capture_server_started_while_open(tmp_path: Path
         assert app.left_running() == ""
     finally:
         await asyncio.to_thread(process.stop_server, ws)
+
+
+def test_help_lists_the_new_run_forms_keys(frozen_ws: Workspace) -> None:
+    rows = _app(frozen_ws).help_rows()
+    form = {(key, what) for where, key, what in rows if where == "New run"}
+    assert {row[1] for row in form} >= {"Start", "Cancel"}, rows
