@@ -36,7 +36,7 @@ from trainledger.console.panes.run_control import RunControl
 from trainledger.console.panes.run_tidy import RunTidy
 from trainledger.console.prefetch import Prefetch
 from trainledger.console.styles import rich_style
-from trainledger.console.text import clean, plain
+from trainledger.console.text import clean, plain, plain_lines
 from trainledger.console.widgets.chart import LineChart
 from trainledger.console.widgets.runlist import (
     BORDER,
@@ -69,6 +69,8 @@ class CurvesPane(ChartKeys, RunTidy, RunListKeys, RunControl, CurvesLoader, Widg
     CurvesPane #list-info.-shown { display: block; }
     CurvesPane #chart-side { width: 1fr; padding: 0 0 0 1; }
     CurvesPane #curves-header { height: 1; }
+    CurvesPane #curves-empty { display: none; height: auto; padding: 1 0; }
+    CurvesPane #curves-empty.-shown { display: block; }
     CurvesPane #metric-filter { display: none; height: 3; }
     CurvesPane #metric-filter.-shown { display: block; }
     CurvesPane #metric-filter.-invalid { border: tall $error; }
@@ -80,7 +82,7 @@ class CurvesPane(ChartKeys, RunTidy, RunListKeys, RunControl, CurvesLoader, Widg
     BINDINGS = [
         Binding("right_square_bracket", "next_metric", "Next metric", id="curves.next_metric"),
         Binding("left_square_bracket", "prev_metric", "Prev metric", id="curves.prev_metric"),
-        Binding("slash", "filter", "Filter runs (metrics on the chart)", id="curves.filter"),
+        Binding("slash", "filter", "Filter", id="curves.filter"),
         Binding("m", "metric_filter", "Metric filter", id="curves.metric_filter", show=False),
         Binding("l", "toggle_log", "Log-Y", id="curves.log_y"),
         Binding("s", "cycle_smoothing", "Smooth", id="curves.smoothing"),
@@ -133,6 +135,7 @@ class CurvesPane(ChartKeys, RunTidy, RunListKeys, RunControl, CurvesLoader, Widg
                 yield RunList(clock=self.clock, id="runs")
             with Vertical(id="chart-side"):
                 yield Static("", id="curves-header", markup=False)
+                yield Static("", id="curves-empty", markup=False)
                 yield Input(placeholder="metric regex, Enter to apply, Esc to cancel", id="metric-filter")
                 yield LineChart(id="chart")
                 yield Static("", id="legend", markup=False)
@@ -147,6 +150,7 @@ class CurvesPane(ChartKeys, RunTidy, RunListKeys, RunControl, CurvesLoader, Widg
         else:
             self.reload_runs()
         self.redraw()
+        self.call_after_refresh(self.redraw)  # is_mounted is False until on_mount returns: draw again then
         self.set_interval(2.0, self._sample_system)
 
     # ------------------------------------------------------------------ drawing
@@ -178,6 +182,7 @@ class CurvesPane(ChartKeys, RunTidy, RunListKeys, RunControl, CurvesLoader, Widg
         styles = [rich_style(s) for s in series_styles(theme)]
         mstyles = {k: rich_style(v) for k, v in marker_styles(theme).items()}
         metric = self.state.metric
+        self._show_how_to_start()
         if metric is None:
             chart.set_data([], empty_text=self._empty_text())
             header.update(plain(self._header(names)))
@@ -296,11 +301,22 @@ class CurvesPane(ChartKeys, RunTidy, RunListKeys, RunControl, CurvesLoader, Widg
             flags.append("events off")
         return head + "   " + "  ".join(flags)
 
+    def _show_how_to_start(self) -> None:
+        """An empty workspace: the ways to start a run, over the (empty) chart."""
+        box = self.query_one("#curves-empty", Static)
+        empty = not self.infos
+        if empty:
+            box.update(plain_lines(
+                f"No runs in {self.workspace.runs_dir} yet. To start one:\n"
+                "  n                         the new-run form, here\n"
+                "  trainledger train MODEL   from a shell (trainledger train --help lists the models)\n"
+                "  trainledger.log(step=0, loss=1.0)   from your own script (docs/formats.md)\n"
+                "  trainledger demo          a live demo run"))  # fmt: skip
+        box.set_class(empty, "-shown")
+
     def _empty_text(self) -> str:
         if not self.infos:
-            return clean(f"No runs in {self.workspace.runs_dir} yet. To start one: press n (a form), "
-                         "or run `trainledger train MODEL`, or call trainledger.log(step=..., loss=...) "
-                         "in your own script (docs/formats.md). `trainledger demo` shows a live one.")
+            return "No runs yet: press n to start one"
         if not self.query_one(RunList).order:
             if self.list_view.query.source.strip():
                 return clean(f"No run matches the filter /{self.list_view.query.source.strip()}/ "

@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
-from textual import on
 from textual.message import Message
 from textual.widgets import Input, Static
 
@@ -169,15 +168,18 @@ class RunListKeys(_Base):
         box.can_focus = True
         box.focus()
 
-    @on(Input.Changed, "#run-filter")
-    def _run_filter_typed(self, event: Input.Changed) -> None:
+    # Named handlers, not @on: a plain mixin's decorated handlers are not collected by Textual.
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id != "run-filter":
+            return
         if parse_query(event.value) != self.list_view.query:
             self.list_view.query = parse_query(event.value)  # 300 runs filter as fast as one types
             self._sync_list()
             self._update_list_info()
 
-    @on(Input.Submitted, "#run-filter")
-    def _run_filter_done(self, event: Input.Submitted) -> None:
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id != "run-filter":
+            return
         event.stop()
         self.list_view.query = parse_query(event.value)
         self._close_run_filter()

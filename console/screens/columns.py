@@ -44,7 +44,7 @@ class ColumnsScreen(ModalScreen["list[Column] | None"]):
     ColumnsScreen SelectionList { height: 1fr; }
     """
     BINDINGS: ClassVar[list[Binding]] = [
-        Binding("enter", "apply", "Apply columns", id="columns.apply"),
+        Binding("enter", "apply", "Apply columns", id="columns.apply", priority=True),
         Binding("escape", "cancel", "Cancel", id="columns.cancel"),
         Binding("ctrl+r", "clear", "No extra columns", id="columns.clear"),
     ]
