@@ -274,3 +274,33 @@ async def test_a_running_run_shows_steps_per_second_and_an_eta(ws: Workspace) ->
         assert "steps/s   2" in text  # 383 steps in 191.5 s
         assert "ETA" in text and "1m 22s" in text  # 3 epochs of ~54.7 steps at 2 steps/s
         assert "of 10 epochs" in text and "so far" in text
+
+
+async def test_a_big_log_is_read_from_its_tail_and_data_is_hashed(ws: Workspace, tmp_path: Path) -> None:
+    log = logs_dir(ws) / "ternary-v5-5.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("w") as fh:
+        for i in range(60_000):  # about 3.4 MB
+            fh.write(f"line {i:06d} " + "." * 44 + "\n")
+    data = tmp_path / "train.bin"
+    data.write_bytes(b"\x01\x02" * 5000)
+    import hashlib
+
+    run_json = ws.run_dir("ternary-v5-5") / "run.json"
+    raw = json.loads(run_json.read_text())
+    raw["data"] = {"path": str(data), "kind": "file", "sha256": hashlib.sha256(data.read_bytes()).hexdigest()}
+    run_json.write_text(json.dumps(raw))
+    async with app_on(ws).run_test(size=(100, 30)) as pilot:
+        screen = await open_run(pilot, "ternary-v5-5")
+        view = screen.query_one(RunLogView)
+        await until(pilot, lambda: bool(view.lines) and screen.hashed > 0)
+        assert view.lines[-1].startswith("line 059999")
+        assert 30_000 < len(view.lines) + view.dropped < 60_000  # the last 2 MB, not the whole file
+        assert all(line.startswith("line ") for line in view.lines[:3])  # the cut first line is dropped
+        await pilot.press("5")
+        await pilot.pause()
+        assert "(the tail only)" in text_of(screen, ("log-status",))
+        await pilot.press("2")
+        await pilot.pause()
+        shown = text_of(screen, ("run-data",))
+        assert str(data) in shown.replace("\n", "") and "(matches)" in shown and "9.8 KiB" in shown
