@@ -40,11 +40,12 @@ from trainledger.engines.capture.live import (
     Poller,
     ServerPoll,
     ServerStats,
+    SessionCounts,
     is_live,
     merge_sessions,
     poll_server,
-    seen,
     server_fps,
+    session_counts,
 )
 from trainledger.engines.capture.sessions import (
     CaptureSnapshot,
@@ -124,6 +125,7 @@ class CapturePane(Widget):
         self._server_text: Text | None = None
         self.scans = 0  # how many scans finished (tests and benchmarks read it)
         self.scan_error: str | None = None  # why the last scan failed, until one succeeds
+        self._say_rescanned = False  # `r` asked: say so when the next scan is in
 
     # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
@@ -197,13 +199,13 @@ class CapturePane(Widget):
             self.snapshot = snap
             self._sync_table()
             self._render_detail()
-            # the drill-down module is imported when first opened (not at start-up): if it
-            # is not loaded, no drill-down can be showing
-            drill = sys.modules.get("trainledger.console.screens.capture_session")
-            if drill is not None and isinstance(self.app.screen, drill.CaptureSessionScreen):
-                fresh = snap.get(self.app.screen.summary.id)
-                if fresh is not None:
-                    self.app.screen.show(fresh)
+            self._refresh_drill_down()
+            if self._say_rescanned and snap.complete:
+                self._say_rescanned = False
+                n = len(self.merged())
+                notify_plain(self, f"rescanned {self.shown_path(self.workspace.captures_dir)}: "
+                             f"{n} session{'' if n == 1 else 's'}, {snap.bytes_read:,} new bytes read",
+                             title="Capture", timeout=4)  # fmt: skip
             if not snap.complete:
                 self._scan_dirty = True  # more bytes wait: go on after the usual gap
         if self._scan_dirty:
@@ -217,7 +219,20 @@ class CapturePane(Widget):
         )
 
     def action_rescan(self) -> None:
+        self._say_rescanned = True
         self.request_scan()
+
+    def _refresh_drill_down(self) -> None:
+        """Keep an open drill-down current: the file's facts and the server's counts."""
+        # the drill-down module is imported when first opened (not at start-up): if it
+        # is not loaded, no drill-down can be showing
+        drill = sys.modules.get("trainledger.console.screens.capture_session")
+        if drill is None or not isinstance(self.app.screen, drill.CaptureSessionScreen):
+            return
+        screen = self.app.screen
+        fresh = self.merged().get(screen.summary.id)
+        if fresh is not None:
+            screen.show(fresh, self.counts(fresh), self.shown_path(fresh.path))
 
     # ------------------------------------------------------------------ server polling
     def _poll_server(self) -> None:
@@ -253,6 +268,7 @@ class CapturePane(Widget):
         self._render_server()
         self._sync_table()  # "live" depends on the stats and on the clock
         self._render_detail()
+        self._refresh_drill_down()
 
     # ------------------------------------------------------------------ rendering
     def _live(self, s: SessionSummary) -> bool:
@@ -264,13 +280,15 @@ class CapturePane(Widget):
             return {}
         return merge_sessions(self.snapshot.sessions, self.stats, self.workspace.captures_dir)
 
+    def counts(self, s: SessionSummary) -> SessionCounts:
+        """This session's counts and reasons, as the table, detail and drill-down show them."""
+        on_disk = self.snapshot is not None and self.snapshot.get(s.id) is not None
+        return session_counts(s, self.stats, on_disk)
+
     def _sync_table(self) -> None:
         if self.snapshot is None or not self.is_mounted:
             return
-        snap = self.snapshot
-        self.query_one(CaptureTable).sync(
-            self.merged(), self._live, lambda sid: snap.get(sid) is not None
-        )
+        self.query_one(CaptureTable).sync(self.merged(), self._live, self.counts)
 
     def shown_path(self, path: Path) -> str:
         """A workspace path as the top bar spells the workspace (~ for home)."""
@@ -309,13 +327,11 @@ class CapturePane(Widget):
             return
         s = self.selected()
         live = s is not None and self._live(s)
-        reasons = self.stats.rejects_by_reason if self.stats is not None else {}
         empty = (f"No capture sessions in {self.shown_path(self.workspace.captures_dir)} yet. Start the server (S) "
                  "and stream frames, or drop schema-v2 JSONL files there.")  # fmt: skip
         fps_src = server_fps(self.stats, self.clock()) if live else None
-        info = seen(self.stats, s.id) if s is not None else None
-        counts = (info.accepted, info.rejected) if info is not None else None
-        self.query_one(CaptureDetail).show(s, fps_src, dict(reasons), empty, counts)
+        counts = self.counts(s) if s is not None else None
+        self.query_one(CaptureDetail).show(s, fps_src, counts, empty)
 
     def summary(self) -> str:
         """Sessions and the server, as text (the headless demo prints it)."""
@@ -325,7 +341,8 @@ class CapturePane(Widget):
         where = clean(state.url) if running else "stopped"
         lines = [f"capture: {len(sessions)} session(s), server {where}"]
         for sid, s in sorted(sessions.items()):
-            lines.append(f"  {clean(sid)}  {s.frames} frames  {s.rejected} rejected")
+            c = self.counts(s)
+            lines.append(f"  {clean(sid)}  {c.frames} frames  {c.rejected} rejected")
         return "\n".join(lines)
 
     def restyle(self) -> None:
@@ -349,10 +366,9 @@ class CapturePane(Widget):
         if s is None:
             self.notify("no capture session yet", title="Capture", severity="warning")
             return
-        server = seen(self.stats, s.id)
         from trainledger.console.screens.capture_session import CaptureSessionScreen
 
-        self.app.push_screen(CaptureSessionScreen(s, self.shown_path(s.path), server))
+        self.app.push_screen(CaptureSessionScreen(s, self.shown_path(s.path), self.counts(s)))
 
     def action_toggle_server(self) -> None:
         if self.server_busy:

@@ -25,7 +25,10 @@ from trainledger.console.widgets.capture_render import (
     newest_frame_facts,
     reasons_text,
 )
+from trainledger.engines.capture.live import SessionCounts
 from trainledger.engines.capture.sessions import FPS_WINDOW, SessionSummary
+
+SIDE_BY_SIDE_MIN = 70  # inner width from which rejects and latency may sit side by side
 
 
 class CaptureDetail(VerticalScroll):
@@ -65,16 +68,15 @@ class CaptureDetail(VerticalScroll):
         self,
         s: SessionSummary | None,
         fps_src: tuple[int, ...] | None,
-        server_reasons: dict[str, int],
+        counts: SessionCounts | None,
         empty: str,
-        server_session: tuple[int, int] | None = None,
     ) -> None:
-        """`server_session`: (accepted, rejected) of this session by the running server's /stats."""
-        self._args = (s, fps_src, server_reasons, empty, server_session)
+        """`counts`: this session's counts and reasons, its file's and the running server's."""
+        self._args = (s, fps_src, counts, empty)
         width = self.size.width or 60
         chart_h = max(1, min(12, self.size.height - 21))
         key = (s.id if s else None, s.version if s else None, fps_src, width, chart_h,
-               tuple(sorted(server_reasons.items())), empty if s is None else None, server_session)  # fmt: skip
+               counts, empty if s is None else None)  # fmt: skip
         if key == self._key:
             return
         self._key = key
@@ -94,7 +96,7 @@ class CaptureDetail(VerticalScroll):
         accent = theme_style(self.app, "primary")
         warn = theme_style(self.app, "warning")
         inner = max(20, width - 2)
-        if s is None:
+        if s is None or counts is None:
             fps_w.update(Text(empty, style=muted))
             for w in (rej_w, lat_w, frame_w, ges_w, cam_w):
                 w.update("")
@@ -119,24 +121,26 @@ class CaptureDetail(VerticalScroll):
         fps_w.update(
             Text.assemble(title, "\n", column_chart(series, inner, chart_h, accent))
         )
-        rows = [("file", r, n) for r, n in list(s.reasons.items())[:4]]
-        top_server = sorted(server_reasons.items(), key=lambda kv: (-kv[1], kv[0]))[:3]
-        rows += [("server", r, int(n)) for r, n in top_server]
-        side_by_side = inner >= 70
-        half = inner // 2 - 2 if side_by_side else inner
-        head = Text(
-            f"accepted {s.frames:,} · rejected {s.rejected:,} (file)\n", style="bold"
-        )
-        if server_session is not None:
-            head.append(f"server, this session: {server_session[0]:,} accepted · "
-                        f"{server_session[1]:,} rejected\n", style=muted)  # fmt: skip
-        rej_w.update(Text.assemble(head, reasons_text(rows, half, warn, muted)))
+        rows = [r for r in counts.reasons if r[0] == "file"][:4]
+        rows += [r for r in counts.reasons if r[0] == "server"][:3]
+        head = Text(f"accepted {counts.frames:,} · rejected {counts.rejected:,}\n", style="bold")
+        if counts.on_disk:
+            head.append(f"file: {counts.frames:,} frames · {counts.file_rejected:,} bad lines\n", style=muted)
+        if counts.server is not None:
+            head.append(f"server, this session: {counts.server.accepted:,} accepted · "
+                        f"{counts.server.rejected:,} rejected\n", style=muted)  # fmt: skip
         lat = Text("latency_us\n", style="bold")
         if s.latency is not None:
             p50, p95, p99 = s.latency
             lat.append(f"p50 {micros(p50)}  p95 {micros(p95)}  p99 {micros(p99)}")
         else:
             lat.append("no frames yet", style=muted)
+        # Side by side only where each half holds its lines whole: a wrapped line would run
+        # down beside the other block and read as one text with it (80 columns: stacked).
+        half = inner // 2 - 2
+        longest = max(len(line) for line in (*head.plain.splitlines(), *lat.plain.splitlines()))
+        side_by_side = inner >= SIDE_BY_SIDE_MIN and longest <= half
+        rej_w.update(Text.assemble(head, reasons_text(rows, half if side_by_side else inner, warn, muted)))
         lat_w.update(lat)
         self.query_one("#cap-mid").styles.layout = (
             "horizontal" if side_by_side else "vertical"

@@ -14,9 +14,12 @@ from textual.widgets import DataTable
 
 from trainledger.console.text import plain
 from trainledger.console.widgets.capture_render import human_bytes, micros
+from trainledger.engines.capture.live import SessionCounts
 from trainledger.engines.capture.sessions import SessionSummary
 
-COLUMNS = (("id", "session", 18), ("src", "src", 6), ("frames", "frames", 8), ("rej", "rej", 6),
+# The session column is as wide as its longest id (None): an id is never cut, so two
+# sessions started in the same minute (demo-20261203-074401, ...074459) stay apart.
+COLUMNS = (("id", "session", None), ("src", "src", 6), ("frames", "frames", 8), ("rej", "rej", 6),
            ("fps", "fps", 5), ("p95", "p95 lat", 8), ("size", "size", 9))  # fmt: skip
 
 
@@ -29,14 +32,15 @@ def session_fps(s: SessionSummary) -> float | None:
     return sum(recent) / len(recent)
 
 
-def session_row(s: SessionSummary, live: bool, on_disk: bool) -> tuple[str, ...]:
-    """The row's texts; a session only the server knows (no file yet) says so."""
-    if not on_disk:
-        return (s.id, "server", "0", f"{s.rejected:,}", "–", "–", "no file")
+def session_row(s: SessionSummary, live: bool, counts: SessionCounts) -> tuple[str, ...]:
+    """The row's texts; a session only the server knows (no file yet) says so. `rej` counts
+    the file's bad lines and the frames the running server refused for it (never stored)."""
+    if not counts.on_disk:
+        return (s.id, "server", "0", f"{counts.rejected:,}", "–", "–", "no file")
     fps = session_fps(s)
     src = "bad id" if not s.valid_id else ("live" if live else "file")
     p95 = micros(s.latency[1]) if s.latency else "–"
-    return (s.id, src, f"{s.frames:,}", f"{s.rejected:,}", "–" if fps is None else f"{fps:.0f}",
+    return (s.id, src, f"{s.frames:,}", f"{counts.rejected:,}", "–" if fps is None else f"{fps:.0f}",
             p95, human_bytes(s.size))  # fmt: skip
 
 
@@ -51,9 +55,9 @@ class CaptureTable(DataTable[str]):
             self.add_column(label, key=key, width=width)
 
     def sync(self, sessions: dict[str, SessionSummary], live: Callable[[SessionSummary], bool],
-             on_disk: Callable[[str], bool]) -> None:  # fmt: skip
+             counts: Callable[[SessionSummary], SessionCounts]) -> None:  # fmt: skip
         wanted = {
-            sid: session_row(s, live(s), on_disk(sid)) for sid, s in sessions.items()
+            sid: session_row(s, live(s), counts(s)) for sid, s in sessions.items()
         }
         for gone in [k for k in self.shown if k not in wanted]:
             self.remove_row(gone)

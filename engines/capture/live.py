@@ -31,6 +31,7 @@ class SessionSeen(msgspec.Struct, frozen=True):
     accepted: int = 0
     rejected: int = 0
     last_at: float | None = None
+    rejects_by_reason: dict[str, int] = {}  # this session's own kinds (servers before 14: none)
 
 
 class ServerStats(msgspec.Struct, frozen=True):
@@ -140,6 +141,43 @@ def is_live(s: SessionSummary, stats: ServerStats | None, now: float) -> bool:
     if info is not None and info.last_at is not None and now - info.last_at <= LIVE_S:
         return True
     return now - s.mtime <= LIVE_S
+
+
+@dataclass(frozen=True)
+class SessionCounts:
+    """One session's counts as the table, the detail and the drill-down all show them.
+
+    The file holds the frames a server accepted (and whatever else was dropped there); the
+    frames a running server refused are answered to the client and never stored, so they
+    exist only in its /stats. `rejected` adds the two: bad lines in the file plus frames
+    the running server refused for this session since it started.
+    """
+
+    frames: int  # good frames in the file
+    rejected: int  # file_rejected + server_rejected
+    file_rejected: int
+    server: SessionSeen | None  # what the running server counted for this session
+    on_disk: bool
+    reasons: tuple[tuple[str, str, int], ...]  # (source "file" | "server", reason, count)
+
+    @property
+    def server_rejected(self) -> int:
+        return self.server.rejected if self.server is not None else 0
+
+
+def session_counts(s: SessionSummary, stats: ServerStats | None, on_disk: bool = True) -> SessionCounts:
+    """This session's counts and reasons: its file's and its own on the server, never another's."""
+    info = seen(stats, s.id)
+    file_rejected = s.rejected if on_disk else 0
+    reasons = [("file", r, n) for r, n in s.reasons.items()] if on_disk else []
+    if info is not None:
+        reasons += [("server", r, int(n)) for r, n in
+                    sorted(info.rejects_by_reason.items(), key=lambda kv: (-kv[1], kv[0]))]  # fmt: skip
+    server_rejected = info.rejected if info is not None else (0 if on_disk else s.rejected)
+    return SessionCounts(
+        frames=s.frames if on_disk else 0, rejected=file_rejected + server_rejected,
+        file_rejected=file_rejected, server=info, on_disk=on_disk, reasons=tuple(reasons),
+    )  # fmt: skip
 
 
 def server_only_session(captures_dir: Path, sid: str, info: SessionSeen) -> SessionSummary:

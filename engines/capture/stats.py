@@ -13,6 +13,7 @@ from typing import Any
 
 FPS_WINDOW = 120  # seconds of per-second accepted-frame counts kept for `recent_fps`
 MAX_KINDS = 200  # distinct reject kinds counted one by one; past that they count as OTHER
+MAX_SESSION_KINDS = 20  # the same, per session (a session's own reasons in the Capture pane)
 OTHER = "other"
 
 
@@ -30,7 +31,8 @@ class Stats:
     frames_rejected: int = 0
     rejects_by_reason: dict[str, int] = field(default_factory=dict)
     bytes_in: int = 0
-    sessions: dict[str, dict[str, float]] = field(default_factory=dict)
+    # per session: accepted, rejected, last_at, rejects_by_reason (its own kinds, capped too)
+    sessions: dict[str, dict[str, Any]] = field(default_factory=dict)
     fps: deque[list[int]] = field(default_factory=deque)
 
     def bad(self, status: int) -> None:
@@ -43,17 +45,16 @@ class Stats:
         """Count one request; `by_kind` is its rejects per kind (`FrameError.kind`)."""
         self.frames_accepted += accepted
         self.frames_rejected += rejected
-        counts = self.rejects_by_reason
-        for kind, n in by_kind.items():
-            if kind not in counts and len(counts) >= MAX_KINDS:
-                kind = OTHER
-            counts[kind] = counts.get(kind, 0) + n
+        _add_kinds(self.rejects_by_reason, by_kind, MAX_KINDS)
         s = self.sessions.get(session)
         if s is None:
-            s = self.sessions[session] = {"accepted": 0, "rejected": 0, "last_at": now}
+            s = self.sessions[session] = {"accepted": 0, "rejected": 0, "last_at": now,
+                                          "rejects_by_reason": {}}  # fmt: skip
         s["accepted"] += accepted
         s["rejected"] += rejected
         s["last_at"] = now
+        if by_kind:
+            _add_kinds(s["rejects_by_reason"], by_kind, MAX_SESSION_KINDS)
         if accepted:
             sec = int(now)
             fps = self.fps
@@ -83,3 +84,10 @@ class Stats:
             "sessions": self.sessions,
             "recent_fps": [p for p in self.fps if p[0] > cutoff],
         }
+
+
+def _add_kinds(counts: dict[str, int], by_kind: dict[str, int], cap: int) -> None:
+    for kind, n in by_kind.items():
+        if kind not in counts and len(counts) >= cap:
+            kind = OTHER
+        counts[kind] = counts.get(kind, 0) + n

@@ -13,6 +13,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -348,6 +349,9 @@ async def test_capture_keys_in_help_and_palette(cap_ws: Workspace) -> None:
         rows = {(where, does) for where, _, does in app.help_rows()}
         for b in CapturePane.BINDINGS:
             assert ("Capture", b.description) in rows
+        await pilot.press("2")  # the palette offers the keys of the pane on screen (issue 14)
+        await mounted_pane(pilot)
+        await settle(pilot)
         titles = {c.title for c in app.get_system_commands(app.screen)}
         assert (
             "Capture: Start/stop server" in titles and "Capture: Open session" in titles
@@ -383,3 +387,91 @@ def test_start_error_names_the_busy_port_and_another() -> None:
     )
     assert busy.startswith("port 9471 is already in use")
     assert "trainledger capture serve --workspace ~/ws --port 9472" in busy
+
+
+def _send(url: str, session: str, frames: list[dict[str, object]]) -> int:
+    req = urllib.request.Request(
+        f"{url}/san-frame", data=jsonl(frames),
+        headers={"Content-Type": "application/x-ndjson", "X-MotionMix-SAN-Session": session,
+                 "X-MotionMix-SAN-Schema": "2", "X-MotionMix-SAN-Dims": "128"},
+    )  # fmt: skip
+    return post(req, ok=(200, 422))
+
+
+def _row_lines(table: DataTable) -> list[str]:
+    """The table's rows as drawn (header first): what the user reads, cut or not."""
+    return [table.render_line(y).text for y in range(table.row_count + 1)]
+
+
+async def test_a_session_shows_its_own_rejects_and_the_table_agrees(tmp_path: Path) -> None:
+    """Issue 14: this session's reasons (not the server's), the table's `rej` counting the
+    frames the server refused, real file facts in the drill-down, whole ids, no interleave."""
+    ws = init_workspace(tmp_path / "ws")
+    state = process.start_server(ws, port=0)
+    try:
+        good = [frame(i) for i in range(2)]
+        assert _send(state.url, "mixed", good + [frame(i, bad=1) for i in range(2, 11)]) == 200
+        assert _send(state.url, "other", [frame(0, input=[1.0])]) == 422  # server-wide reason
+        assert _send(state.url, "all-bad", [frame(0, bad=1), frame(1, bad=1)]) == 422
+        ids = ["demo-20261203-074401", "demo-20261203-074459"]  # one minute, 20 characters
+        for sid in ids:
+            assert _send(state.url, sid, [frame(0)]) == 200
+        app = TrainledgerApp(ws, clock=time.time)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.press("2")
+            pane = await mounted_pane(pilot)
+            await until(pilot, lambda: pane.stats is not None and "mixed" in table_rows(pane)
+                        and "all-bad" in table_rows(pane))  # fmt: skip
+            await until(pilot, lambda: table_rows(pane)["mixed"][2:4] == ["2", "9"])
+            assert table_rows(pane)["all-bad"][1:4] == ["server", "0", "2"]
+            table = pane.query_one("#cap-sessions", DataTable)
+            drawn = "\n".join(_row_lines(table))
+            assert all(sid in drawn for sid in ids), drawn  # never cut: the two stay apart
+            table.move_cursor(row=table_rows_order(pane).index("mixed"))
+            await until(pilot, lambda: "unknown field" in text_of(pane, "#cap-rejects"))
+            rejects = text_of(pane, "#cap-rejects")
+            assert "expected 128" not in rejects  # another session's reason
+            assert "rejected 9" in rejects and "9 rejected" in rejects
+            await settle(pilot)
+            rej_w, lat_w = pane.query_one("#cap-rejects"), pane.query_one("#cap-latency")
+            side_by_side = lat_w.region.y < rej_w.region.bottom
+            if side_by_side:  # then every line must fit its own half
+                width = rej_w.content_region.width
+                assert all(len(ln) <= width for ln in rejects.splitlines()), rejects
+            await pilot.press("enter")
+            await until(pilot, lambda: isinstance(app.screen, CaptureSessionScreen))
+            path = ws.captures_dir / "mixed.jsonl"
+            facts = plain(app.screen.query_one("#session-facts", Static).content)
+            st = path.stat()
+            assert f"({st.st_size:,} bytes)" in facts
+            when = datetime.fromtimestamp(st.st_mtime, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
+            assert when in facts and "1970" not in facts
+            assert "9 rejected" in facts
+            drill = plain(app.screen.query_one("#session-rejects", Static).content)
+            assert "unknown field" in drill and "expected 128" not in drill
+            await pilot.press("escape")
+            await until(pilot, lambda: not isinstance(app.screen, CaptureSessionScreen))
+            table.move_cursor(row=table_rows_order(pane).index("all-bad"))
+            await settle(pilot)
+            await pilot.press("enter")
+            await until(pilot, lambda: isinstance(app.screen, CaptureSessionScreen))
+            facts = plain(app.screen.query_one("#session-facts", Static).content)
+            assert "1970" not in facts and "0 B" not in facts and "no file" in facts
+            assert "2 rejected" in facts
+            await pilot.press("escape")
+    finally:
+        process.stop_server(ws)
+
+
+async def test_r_says_it_rescanned(cap_ws: Workspace) -> None:
+    app = TrainledgerApp(cap_ws, watch=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("2")
+        pane = await mounted_pane(pilot)
+        await until(pilot, lambda: pane.scans > 0)
+        before = pane.scans
+        await pilot.press("r")
+        await until(pilot, lambda: pane.scans > before)
+        await settle(pilot)
+        said = [str(n.message) for n in app._notifications]
+        assert any("rescanned" in m and "3 sessions" in m for m in said), said
