@@ -17,7 +17,7 @@ from trainledger.console.screens.run_control import NewRunRequest, NewRunScreen
 from trainledger.console.text import notify_plain
 from trainledger.console.widgets.runlist import RunList
 from trainledger.engines import runs as run_control
-from trainledger.engines.training.cli_checks import EXIT_OK, EXIT_STOPPED
+from trainledger.engines.training.cli_checks import EXIT_INTERRUPTED, EXIT_OK, EXIT_STOPPED
 from trainledger.engines.workspace import RunInfo, read_run_info
 
 if TYPE_CHECKING:
@@ -95,7 +95,7 @@ class RunControl(_Base):
             # Watched to its end, not for its first seconds only: a trainer that fails at once on
             # a loaded machine, or dies later (the OOM killer), is said with its log, never silent.
             code = run_control.wait_exit(started.proc, get_current_worker().cancelled_event)
-            if code not in (None, EXIT_OK, EXIT_STOPPED):  # a stop on request is no failure
+            if code not in (None, EXIT_OK, EXIT_STOPPED, EXIT_INTERRUPTED):  # a stop on request is no failure
                 tail = "\n".join(run_control.tail_lines(started.log_path, 6)) or "(empty log)"
                 app.call_from_thread(
                     notify_plain, app,
