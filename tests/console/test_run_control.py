@@ -394,3 +394,25 @@ async def test_lora_lm_from_the_form_on_a_base_given_by_name(tmp_path: Path) -> 
 
         run = json.loads((ws.run_dir(run_id) / "run.json").read_text())
         assert run["task_options"]["base"] == base.run_id  # the form found the run by its name
+
+
+async def test_enter_in_an_open_select_list_picks_the_item_not_start(tmp_path: Path) -> None:
+    from textual.widgets import Select
+
+    ws = init_workspace(tmp_path / "ws")
+    app = TrainledgerApp(ws, watch=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        form = await _open_form(pilot, app)
+        model = form.query_one("#new-model", Select)
+        first = model.value
+        assert model.has_focus
+        await pilot.press("space")  # opens the list
+        await pilot.pause()
+        assert model.expanded
+        await pilot.press("down", "enter")
+        await pilot.pause()
+        assert isinstance(app.screen, NewRunScreen) and not model.expanded
+        assert model.value != first
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not isinstance(app.screen, NewRunScreen)
