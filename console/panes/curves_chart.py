@@ -113,12 +113,13 @@ class ChartKeys(_Base):
     def action_zoom(self) -> None:
         if self.grid_shown:
             return
-        said = self.query_one(LineChart).zoom_key()
-        notify_plain(self, said, title="Zoom", timeout=3)
+        chart = self.query_one(LineChart)
+        said = chart.zoom_key()
+        if chart.zoom is None and chart.zoom_mark is None:  # else the readout line says it
+            notify_plain(self, said, title="Zoom", timeout=3)
 
     def action_reset_zoom(self) -> None:
-        if self.query_one(LineChart).reset_zoom():
-            notify_plain(self, "zoom reset: the whole x range", title="Zoom", timeout=2)
+        self.query_one(LineChart).reset_zoom()
 
     # ------------------------------------------------------------------ export
     def action_export_chart(self) -> None:

@@ -2,7 +2,7 @@
 
 The Curves pane's `g` shows it in place of the big chart. Each cell is `render_chart` at
 the cell's size, titled with its metric, with each run's best marker and "N of M points";
-as many cells as the size allows (at least 24x8 cells each), paged. Only the metrics of the
+as many cells as the size allows (at least 22x8 cells each), paged. Only the metrics of the
 page on screen are built (the pane's `build` callback), so a thousand metrics cost a page.
 """
 
@@ -20,7 +20,7 @@ from textual.widget import Widget
 from trainledger.console.text import clean
 from trainledger.console.widgets.chart_render import ChartResult, ChartSeries, _fit, render_chart
 
-CELL_MIN_WIDTH = 24
+CELL_MIN_WIDTH = 22  # a 21-cell chart and a gap: two across at 80x24
 CELL_MIN_HEIGHT = 8  # title, 5 chart rows at least, the points line, a gap
 MAX_COLUMNS = 4
 MAX_ROWS = 4
