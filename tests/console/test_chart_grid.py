@@ -125,3 +125,23 @@ async def test_grid_follows_the_filter_and_pages(tmp_path: Path) -> None:
         await pilot.press("g")
         await settle(pilot)
         assert not grid.display
+
+
+async def test_metric_names_reach_the_grid_as_plain_text(tmp_path: Path) -> None:
+    ws = init_workspace(tmp_path / "ws")
+    d = ws.runs_dir / "run-x"
+    d.mkdir()
+    (d / RUN_FILE).write_text(json.dumps({"status": "finished", "started": 1000.0}))
+    hostile = "[bold red]loss\x1b[31m"
+    (d / METRICS_FILE).write_text("".join(json.dumps({"step": i, hostile: 1.0 / (i + 1), "ok": i}) + "\n"
+                                          for i in range(20)))
+    app = _app(ws)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await settle(pilot)
+        pane = app.query_one(CurvesPane)
+        await pilot.press("g")
+        await settle(pilot)
+        grid = pane.query_one(ChartGrid)
+        rendered = grid.render()
+        assert "[bold red]loss" in rendered.plain and "\x1b" not in rendered.plain
+        assert not any("red" in str(span.style) for span in rendered.spans)  # shown, not applied
