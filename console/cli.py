@@ -281,6 +281,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     ws = prepare_demo_workspace(Path(args.workspace) if args.workspace else None)
     procs = DemoProcesses(ws)
     capture = _DemoCapture(procs)
+    report: list[str] = []  # headless: printed once the processes are stopped
+    trainer = None
     try:
         trainer = procs.start_trainer()
         capture.start()  # in the background: the console paints meanwhile
@@ -295,12 +297,21 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         app = TrainledgerApp(ws, theme=args.theme, origin="demo", demo=procs, readonly=args.readonly)
         app.startup_notes = taken
         if args.headless_seconds is not None:
-            return _run_headless(app, ws, args.headless_seconds, trainer.pid)
+            app.exit_after = args.headless_seconds
+            app.run(headless=True, size=(120, 40))
+            report.append(app.summary)
+            return _exit_status(app)
         app.run()
         return _exit_status(app)
     finally:
         capture.join()  # so stop_all() sees a server that was still starting
         procs.stop_all()
+        if report and trainer is not None:  # this demo's run, with the status it ended in
+            from trainledger.engines.demo import demo_report
+
+            print(f"workspace: {ws.root}")
+            print(report[0])  # what the console saw
+            print(demo_report(ws, procs.run_id(trainer), trainer.pid, procs.log_path(trainer)))
         if capture.error:
             print(f"trainledger demo: capture was off: {capture.error}", file=sys.stderr)
 
@@ -340,19 +351,6 @@ class _DemoCapture:
             self.procs.start_capture()  # type: ignore[attr-defined]
         except CaptureServerError as exc:
             self.error = str(exc)
-
-
-def _run_headless(app: object, ws: object, seconds: float, trainer_pid: int) -> int:
-    """Run the real console without a terminal for `seconds`, then print what it saw."""
-    from trainledger.console.app import TrainledgerApp
-
-    assert isinstance(app, TrainledgerApp)
-    app.exit_after = seconds
-    app.run(headless=True, size=(120, 40))
-    print(f"workspace: {ws.root}")  # type: ignore[attr-defined]
-    print(f"trainer pid: {trainer_pid} (stopped)")
-    print(app.summary)
-    return _exit_status(app)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -221,6 +221,36 @@ class DemoProcesses:
         self.stop_all()
 
 
+def demo_report(ws: Workspace, run_id: str, pid: int, log: Path) -> str:
+    """This demo's own run after the demo stopped it: id, final status, rows, where its log is.
+
+    Read from the run folder once the trainer has exited (a SIGTERM'd trainer records
+    `stopped` as it goes), so a second demo in the same workspace names its own run with its
+    final status, never the previous demo's run that the console may have had on screen.
+    """
+    from trainledger.engines.metrics.series import RunSeries
+    from trainledger.engines.safetext import clean
+    from trainledger.engines.workspace import read_run_info
+
+    run_dir = ws.run_dir(run_id)
+    lines = [f"trainer pid: {pid} (stopped)"]
+    if not (run_dir / "run.json").exists():
+        lines.append(f"demo run: {run_id}  status not-started  (the trainer wrote no run.json)")
+    else:
+        info = read_run_info(run_dir)
+        series = RunSeries(run_dir, cache_dir=ws.cache_dir, run_id=run_id)
+        series.refresh()
+        snap = series.snapshot()
+        line = f"demo run: {run_id}  status {clean(info.status)}  {snap.n} rows"
+        if snap.malformed:
+            line += f" ({snap.malformed:,} malformed lines skipped)"
+        if info.error:
+            line += f"  [{clean(info.error)}]"
+        lines.append(line)
+    lines.append(f"trainer log: {clean(str(log))}")
+    return "\n".join(lines)
+
+
 def _popen(launched: Launched) -> subprocess.Popen[bytes]:
     """The Popen handle of a process this object launched (procs.launch always sets it)."""
     assert launched.proc is not None
