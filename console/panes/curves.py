@@ -307,11 +307,12 @@ class CurvesPane(ChartKeys, RunTidy, RunListKeys, RunControl, CurvesLoader, Widg
         empty = not self.infos
         if empty:
             box.update(plain_lines(
-                f"No runs in {self.workspace.runs_dir} yet. To start one:\n"
-                "  n                         the new-run form, here\n"
-                "  trainledger train MODEL   from a shell (trainledger train --help lists the models)\n"
-                "  trainledger.log(step=0, loss=1.0)   from your own script (docs/formats.md)\n"
-                "  trainledger demo          a live demo run"))  # fmt: skip
+                "No runs in this workspace yet. To start one:\n"
+                "  n                        the new-run form\n"
+                "  trainledger train MODEL  in a shell\n"
+                "  trainledger.log(...)     in your script\n"
+                "  trainledger demo         a live demo run\n"
+                "(docs/formats.md: the run folder's files)"))  # fmt: skip
         box.set_class(empty, "-shown")
 
     def _empty_text(self) -> str:
@@ -406,6 +407,7 @@ class CurvesPane(ChartKeys, RunTidy, RunListKeys, RunControl, CurvesLoader, Widg
         if run_id:
             self.state.selected ^= {run_id}
             self._update_row(run_id)
+            self._update_list_info()
             self.want_files()
             self.redraw()
 
@@ -423,6 +425,7 @@ class CurvesPane(ChartKeys, RunTidy, RunListKeys, RunControl, CurvesLoader, Widg
         self.state.selected.clear()
         self.state.pinned = None
         self._sync_list()
+        self._update_list_info()
         self.want_files()
         self.redraw()
 

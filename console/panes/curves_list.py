@@ -155,6 +155,8 @@ class RunListKeys(_Base):
             parts.append(f"{archived} archived hidden")
         elif lv.show_archived and archived:
             parts.append(f"⊟ {archived} archived")
+        if parts and self.state.selected:  # only on a line already shown: a space press adds no line
+            parts.append(f"✓ {len(self.state.selected)} compared")
         line = self.query_one("#list-info", Static)
         line.update(plain(" · ".join(parts)))
         line.set_class(bool(parts), "-shown")
@@ -196,8 +198,7 @@ class RunListKeys(_Base):
     # ------------------------------------------------------------------ o / O: sort
     def action_cycle_sort(self) -> None:
         self.list_view.next_sort()
-        self.apply_list_view()
-        self.notify(self.list_view.sort_label(), title="Runs", timeout=2)
+        self.apply_list_view()  # the line over the list says the sort
 
     def action_reverse_sort(self) -> None:
         self.list_view.reverse = not self.list_view.reverse
@@ -210,14 +211,12 @@ class RunListKeys(_Base):
             return
         if shown <= self.state.selected:
             self.state.selected -= shown
-            said = f"{len(shown)} runs no longer compared"
         else:
             self.state.selected |= shown
-            said = f"{len(shown)} runs compared (a again clears)"
         self._sync_list()
+        self._update_list_info()  # "✓ N compared"
         self.want_files()
         self.redraw()
-        self.notify(said, title="Compare", timeout=3)
 
     # ------------------------------------------------------------------ h: columns
     def available_columns(self) -> list[Column]:

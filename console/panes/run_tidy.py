@@ -122,10 +122,7 @@ class RunTidy(_Base):
 
     def action_toggle_archived(self) -> None:
         self.list_view.show_archived = not self.list_view.show_archived
-        self.apply_list_view()
-        n = sum(1 for r in self.infos.values() if r.archived)
-        shown = "shown (⊟)" if self.list_view.show_archived else "hidden"
-        self.notify(f"archived runs {shown}: {n}", title="Runs", timeout=3)
+        self.apply_list_view()  # the line over the list says how many are archived
 
     # ------------------------------------------------------------------ d: delete (to the trash)
     def action_delete_run(self) -> None:

@@ -21,7 +21,10 @@ from textual.widgets import Static
 WIDGET_KEYS = [
     ("Runs", "↑ ↓  j k", "move the run cursor (the chart follows)"),
     ("Runs", "PgUp PgDn  Home End", "page / first run / last run"),
-    ("Filter box", "Enter / Esc", "apply the metric filter / close the box"),
+    ("Runs", "/ (list focused)", "run filter: words in id/name/tags, model:X status:X tag:X, -term negates"),
+    ("Run filter", "Enter / Esc", "keep the filter / go back to the filter before"),
+    ("Metric filter", "/ (chart focused), m", "metric regex; Enter applies, empty clears, Esc closes"),
+    ("Columns", "space", "tick or untick a config key or metric (Columns screen, `h`)"),
     ("Sessions", "↑ ↓", "move the session cursor (Capture pane)"),
     ("Ports", "↑ ↓", "move the port cursor (Ports pane)"),
     ("Anywhere", "ctrl+p", "command palette (every action, searchable)"),
