@@ -13,7 +13,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from textual.message import Message
-from textual.widgets import Input, Static
+from textual.widgets import DataTable, Input, Static
 
 from trainledger.console.run_filter import (
     Column,
@@ -202,6 +202,18 @@ class RunListKeys(_Base):
 
     def action_reverse_sort(self) -> None:
         self.list_view.reverse = not self.list_view.reverse
+        self.apply_list_view()
+
+    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
+        """A click on a column's header sorts by it; a second click reverses."""
+        key = str(event.column_key.value)
+        if key not in self.list_view.sort_ids():
+            return
+        event.stop()
+        if self.list_view.sort == key:
+            self.list_view.reverse = not self.list_view.reverse
+        else:
+            self.list_view.sort, self.list_view.reverse = key, False
         self.apply_list_view()
 
     # ------------------------------------------------------------------ a: compare what the filter shows

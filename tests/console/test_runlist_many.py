@@ -121,6 +121,14 @@ async def test_two_config_columns_sort_300_runs(tmp_path: Path) -> None:
         have = [b for b in betas if b is not None]
         assert have == sorted(have, reverse=True) and betas[-1] is None
         assert "sort opt.beta ↑" in str(pane.query_one("#list-info").render())
+        # A click on a header sorts by that column; a second click reverses.
+        await pilot.click(RunList, offset=(runlist.columns_shown[0][2] + 4, 0))  # the status header
+        await settle(pilot)
+        assert pane.list_view.sort == "status" and not pane.list_view.reverse
+        assert pane.infos[runlist.order[0]].status == "failed" and pane.infos[runlist.order[-1]].status == "stopped"
+        await pilot.click(RunList, offset=(runlist.columns_shown[0][2] + 4, 0))
+        await settle(pilot)
+        assert pane.list_view.reverse and pane.infos[runlist.order[0]].status == "stopped"
         # The choice is kept for the session: the list is read again, the columns stay.
         pane.reload_runs()
         await settle(pilot)
