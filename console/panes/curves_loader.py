@@ -39,6 +39,10 @@ MAX_WORKERS = 2  # reads in flight at once, for any number of runs
 BRIEF_BATCH = 16  # runs briefed by one worker
 KEEP_SERIES = 1  # series kept for runs no longer plotted
 MAX_VIEWS = 64
+# With more runs than this compared, their series arriving one by one redraw the chart at most
+# every REDRAW_EVERY_S (each redraw draws every compared run: 300 of them after `a`).
+BATCH_REDRAW_OVER = 12
+REDRAW_EVERY_S = 0.25
 
 
 class BriefsRead(Message):
@@ -67,6 +71,7 @@ class CurvesLoader(_Base):
         # Metric views (points, smoothing, best) by (run, version, metric, x, smoothing):
         # computed in workers, read on the UI thread, so a redraw does no O(rows) work.
         self._views: OrderedDict[tuple[Any, ...], MetricView | None] = OrderedDict()
+        self._redraw_pending = False
 
     # ------------------------------------------------------------------ the run list
     def _adopt_prefetch(self, pf: Prefetch) -> None:
@@ -239,9 +244,18 @@ class CurvesLoader(_Base):
             if run_id in self._dirty:
                 self._dirty.discard(run_id)
                 self.refresh_run(run_id)
-            if run_id in self.plotted():
-                self.redraw()
+            plotted = self.plotted()
+            if run_id in plotted:
+                if len(plotted) <= BATCH_REDRAW_OVER:
+                    self.redraw()
+                elif not self._redraw_pending:  # many runs compared (`a`): one redraw for a burst
+                    self._redraw_pending = True
+                    self.set_timer(REDRAW_EVERY_S, self._batched_redraw)
         self._pump()
+
+    def _batched_redraw(self) -> None:
+        self._redraw_pending = False
+        self.redraw()
 
     def _read_failed(self, run_id: str, error: str | None) -> None:
         """Say a failed read once (what failed, for which run); a good read clears it."""

@@ -249,3 +249,18 @@ async def test_an_empty_workspace_says_how_to_start_a_run(tmp_path: Path) -> Non
         shown = screen_text(pilot.app)
         for way in ("No runs in", "  n ", "trainledger train MODEL", "trainledger.log(", "trainledger demo"):
             assert way in shown, way
+
+
+async def test_a_on_300_runs_charts_them_all(tmp_path: Path) -> None:
+    ws = many_ws(tmp_path, runs=300, rows=4)
+    async with app_for(ws).run_test(size=(200, 50)) as pilot:
+        await settle(pilot)
+        pane = pilot.app.query_one(CurvesPane)
+        await pilot.press("a")
+        chart = pane.query_one(LineChart)
+        for _ in range(240):  # their series arrive two readers at a time, the chart redrawn in batches
+            await settle(pilot, rounds=1)
+            if len(chart.series) == 300:
+                break
+            await pilot.pause(0.25)
+        assert len(pane.state.selected) == 300 and len(chart.series) == 300
