@@ -276,7 +276,8 @@ class CurvesPane(ChartKeys, RunTidy, RunListKeys, RunControl, CurvesLoader, Widg
         base = COLUMNS + EXTRA_COLUMNS if extra else (COLUMNS if wide else COLUMNS[:2])
         list_width = NAME_WIDTH + 2 + PAD + fixed_width(base) + SCROLLBAR + BORDER
         runlist = self.query_one(RunList)
-        changed = runlist.configure(wide, extra, list_width, self.list_view.columns, self._headers())
+        changed = runlist.configure(wide, extra, list_width, self.list_view.columns, self._headers(),
+                                    self._widths())  # fmt: skip
         total = list_width + runlist.user_width
         if width:
             total = min(total, max(list_width, width - CHART_MIN))

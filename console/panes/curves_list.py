@@ -16,12 +16,15 @@ from textual.message import Message
 from textual.widgets import DataTable, Input, Static
 
 from trainledger.console.run_filter import (
+    COLUMN_MAX,
+    COLUMN_MIN,
     Column,
     ListView,
     config_keys,
     config_value,
     filter_runs,
     flatten,
+    format_value,
     parse_query,
     sort_runs,
 )
@@ -137,6 +140,18 @@ class RunListKeys(_Base):
             else:
                 heads[col.id] = col.key
         return heads
+
+    def _widths(self) -> dict[str, int]:
+        """A chosen column is as wide as its header or its widest value (6 to 16 cells)."""
+        out = {}
+        for col in self.list_view.columns:
+            head = self._headers().get(col.id, col.key)
+            if col.kind == "metric":
+                widest = 9  # "0.0001235", "1.235e+04": 4 significant digits
+            else:
+                widest = max((len(format_value(self.column_value(i, col))) for i in self.infos.values()), default=0)
+            out[col.id] = max(COLUMN_MIN, min(COLUMN_MAX, max(len(head), widest)))
+        return out
 
     def _update_list_info(self) -> None:
         """One line over the list: how many runs it shows, the filter and the sort (when not the default)."""
@@ -324,5 +339,7 @@ class RunListKeys(_Base):
         for run_id in [r for r in self._flat if r not in self.infos]:
             self._flat.pop(run_id)
             self.metric_values.pop(run_id, None)
+        if self.list_view.columns:  # new values may widen a chosen column
+            self._fit_columns(self.size.width or self.app.size.width)
         self.read_metric_values()
 

@@ -203,6 +203,7 @@ class RunList(DataTable[Text | str]):
         self.list_width = 0  # the width the pane gave the list (0: the run column's floor)
         self.user_columns: tuple[Column, ...] = ()  # config keys and metrics chosen with `h`
         self.headers: dict[str, str] = {}  # a chosen column's id -> its header
+        self.widths: dict[str, int] = {}  # a chosen column's id -> its width (from its values)
         # A chosen column's raw value for a run (the pane knows configs and metric values).
         self.value_of: Callable[[RunInfo, Column], Any] = lambda _info, _col: None
 
@@ -214,13 +215,15 @@ class RunList(DataTable[Text | str]):
             base = COLUMNS if self.wide else COLUMNS[:2]
         name = name_width_for(self.list_width, base) if self.list_width else NAME_WIDTH + 2
         cols = (("run", "run", name),) + tuple(base[1:])
-        return cols + tuple((c.id, self.headers.get(c.id, c.key), column_width(self.headers.get(c.id, c.key)))
-                            for c in self.user_columns)  # fmt: skip
+        return cols + tuple((c.id, self.headers.get(c.id, c.key), self._width_of(c)) for c in self.user_columns)
+
+    def _width_of(self, col: Column) -> int:
+        return self.widths.get(col.id) or column_width(self.headers.get(col.id, col.key))
 
     @property
     def user_width(self) -> int:
         """Cells the chosen columns take, padding included."""
-        return sum(column_width(self.headers.get(c.id, c.key)) + PAD for c in self.user_columns)
+        return sum(self._width_of(c) + PAD for c in self.user_columns)
 
     def _add_columns(self) -> None:
         for key, label, width in self.columns_shown:
@@ -236,6 +239,7 @@ class RunList(DataTable[Text | str]):
         list_width: int | None = None,
         columns: Sequence[Column] | None = None,
         headers: dict[str, str] | None = None,
+        widths: dict[str, int] | None = None,
     ) -> bool:
         """Choose the columns: progress where it fits, the extra figures where they fit, the
         chosen config/metric columns; the run column takes the width the others leave."""
@@ -243,10 +247,12 @@ class RunList(DataTable[Text | str]):
         width = self.list_width if list_width is None else list_width
         cols = self.user_columns if columns is None else tuple(columns)
         heads = self.headers if headers is None else dict(headers)
-        if (wide, extra, width, cols, heads) == (self.wide, self.extra, self.list_width, self.user_columns,
-                                                  self.headers):  # fmt: skip
+        sizes = self.widths if widths is None else dict(widths)
+        if (wide, extra, width, cols, heads, sizes) == (self.wide, self.extra, self.list_width, self.user_columns,
+                                                         self.headers, self.widths):  # fmt: skip
             return False
-        self.wide, self.extra, self.list_width, self.user_columns, self.headers = wide, extra, width, cols, heads
+        self.wide, self.extra, self.list_width, self.user_columns = wide, extra, width, cols
+        self.headers, self.widths = heads, sizes
         self.set_class(bool(cols), "-scroll-x")
         self._restore = self.cursor_run
         self.clear(columns=True)

@@ -264,3 +264,22 @@ async def test_a_on_300_runs_charts_them_all(tmp_path: Path) -> None:
                 break
             await pilot.pause(0.25)
         assert len(pane.state.selected) == 300 and len(chart.series) == 300
+
+
+async def test_hostile_config_keys_and_values_are_plain_text_in_columns(tmp_path: Path) -> None:
+    ws = init_workspace(tmp_path / "ws")
+    d = ws.runs_dir / "r1"
+    d.mkdir()
+    (d / RUN_FILE).write_text(json.dumps({"status": "finished", "started": 1.0,
+                                          "config": {"[b]k\x1b": "[red]v\x1b[31m"}}))  # fmt: skip
+    async with app_for(ws).run_test(size=(200, 50)) as pilot:
+        await settle(pilot)
+        pane = pilot.app.query_one(CurvesPane)
+        await pick(pilot, pane, Column("config", "[b]k\x1b"))
+        runlist = pane.query_one(RunList)
+        cell = runlist.get_row("r1")[-1]
+        assert cell.plain == "[red]v␛[31m" and not cell.spans
+        header = runlist.ordered_columns[-1].label
+        assert header.plain == "[b]k␛"
+        text = screen_text(pilot.app)
+        assert "[red]v␛[31m" in text and "\x1b" not in pilot.app.export_screenshot()

@@ -39,6 +39,12 @@ def many_app(runs: int = 40) -> TrainledgerApp:
     return _app(ws)
 
 
+def _no_blink(pilot) -> None:  # noqa: ANN001
+    """A text cursor that blinks would make the snapshot depend on the moment it is taken."""
+    for widget in pilot.app.screen.query("Input, TextArea"):
+        widget.cursor_blink = False  # type: ignore[attr-defined]
+
+
 async def _columns_sorted(pilot) -> None:  # noqa: ANN001
     await settle(pilot)
     await pilot.press("h")
@@ -67,6 +73,7 @@ async def _tags_screen(pilot) -> None:  # noqa: ANN001
     await settle(pilot)
     await pilot.press("T")
     await settle(pilot)
+    _no_blink(pilot)
 
 
 async def _delete_confirm(pilot) -> None:  # noqa: ANN001
@@ -75,6 +82,7 @@ async def _delete_confirm(pilot) -> None:  # noqa: ANN001
     await settle(pilot)
     await pilot.press("d")
     await settle(pilot)
+    _no_blink(pilot)
 
 
 async def _loaded(pilot) -> None:  # noqa: ANN001
