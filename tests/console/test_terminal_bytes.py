@@ -94,7 +94,7 @@ def _hostile_workspace(tmp_path: Path) -> Path:
 def test_hostile_names_reach_the_terminal_as_text(tmp_path: Path) -> None:
     root = _hostile_workspace(tmp_path)
     keys = [
-        (0.5, b"/"), (0.3, b"[/a"), (0.5, b"\r"),  # a metric filter that is a bad regex
+        (0.5, b"m"), (0.3, b"[/a"), (0.5, b"\r"),  # a metric filter that is a bad regex
         (0.5, b"\x1b"), (0.3, b"j"), (0.5, b"j"),  # move through the hostile runs
         (0.5, b"]"), (0.5, b"2"), (1.5, b"j"),  # the Capture pane and its sessions
         (0.5, b"\r"), (1.0, b"\x1b"),  # a session's drill-down
