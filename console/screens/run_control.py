@@ -22,6 +22,7 @@ from textual.widget import Widget
 from textual.widgets import Button, Input, OptionList, Select, Static
 
 from trainledger.console.text import plain_lines
+from trainledger.engines.runmeta import NAME_MAX  # one length limit however a run is named
 from trainledger.engines.runs import BACKENDS
 from trainledger.engines.training.cli_checks import BASE_MODELS
 from trainledger.engines.training.models import MODELS
@@ -44,7 +45,6 @@ class NewRunRequest:
 _FIELD_OF = {"name": "new-name", "epochs": "new-epochs", "lr": "new-lr", "batch size": "new-batch-size",
              "base": "new-base", "data": "new-data", "settings": "new-settings"}  # a problem's field
 BASE_OF = {"lora-lm": "lm-base"}  # the model whose trained run each BASE_MODELS model builds on
-NAME_MAX = 200
 _BASE_DONE = ("finished", "stopped")  # a stopped run has its last checkpoint
 
 
