@@ -80,7 +80,7 @@ async def opened(pilot) -> VersionsPane:  # type: ignore[no-untyped-def]
     await until(pilot, lambda: bool(pilot.app.query(VersionsPane)) and pilot.app.query_one(VersionsPane).loads > 0)
     await settle(pilot)
     pane = pilot.app.query_one(VersionsPane)
-    deadline = time.monotonic() + 3.0  # the cursor lands after the frame that drew the lines: wait for it
+    deadline = time.monotonic() + 15.0  # the cursor lands after the frame that drew the lines (slow on a loaded box)
     while pane.versions and ((pane.cursor_key() or (None, None))[1] is None) and time.monotonic() < deadline:
         await pilot.pause(0.05)
     return pane
