@@ -36,14 +36,18 @@ from trainledger.console.panes.versions import VersionsPane
 from trainledger.console.prefetch import Prefetch
 from trainledger.console.screens.canary_prompt import CanaryPrompt
 from trainledger.console.screens.capture_session import CaptureSessionScreen
+from trainledger.console.screens.columns import ColumnsScreen
 from trainledger.console.screens.help import HelpScreen, binding_rows
 from trainledger.console.screens.port_detail import PortDetail
 from trainledger.console.screens.run_control import NewRunScreen
 from trainledger.console.screens.run_picker import RunPicker
 from trainledger.console.screens.run_report import RunReportScreen
+from trainledger.console.screens.run_tags import RunTagsScreen
 from trainledger.console.screens.version_history import VersionHistory
 from trainledger.console.text import ControlCharacterFilter, clean_lines, notify_plain, plain
 from trainledger.console.watcher import WorkspaceWatcher
+from trainledger.console.widgets.chart import LineChart
+from trainledger.console.widgets.chart_grid import ChartGrid
 from trainledger.engines.runs import StartedRun
 from trainledger.engines.workspace import Workspace
 from trainledger.themes import CSS_PATH, THEMES, choose_theme, register_themes
@@ -73,7 +77,9 @@ def _binding_commands(title: str, node: DOMNode, bindings: Iterable[object]) -> 
 PANES: list[PaneEntry] = [
     PaneEntry("curves", "Curves", CurvesPane,
               lambda app: CurvesPane(app.workspace, clock=app.clock, prefetch=app.prefetch),
-              screens=(("Run report", RunReportScreen.BINDINGS), ("New run", NewRunScreen.BINDINGS))),
+              screens=(("Chart (Tab to focus)", LineChart.BINDINGS), ("Metric grid", ChartGrid.BINDINGS),
+                       ("Run", RunReportScreen.BINDINGS), ("New run", NewRunScreen.BINDINGS),
+                       ("Columns", ColumnsScreen.BINDINGS), ("Run tags", RunTagsScreen.BINDINGS))),
     # mounted after the first paint: the Curves chart is what must show first
     PaneEntry("capture", "Capture", CapturePane,
               lambda app: CapturePane(app.workspace, clock=app.clock), lazy=True,

@@ -29,8 +29,8 @@ from typing import Sequence
 import numpy as np
 
 from trainledger.engines.metrics.downsample import ema
+from trainledger.engines.metrics.export import text_cell
 from trainledger.engines.metrics.series import SeriesSnapshot
-from trainledger.engines.safetext import clean
 
 COLUMNS = ("run_id", "name", "metric", "step", "epoch", "time", "raw", "drawn")
 EXPORTS = "exports"  # the folder in the workspace
@@ -104,11 +104,6 @@ def export_run(
     return ExportRun(snapshot.run_id, name, step, epoch, times, raw, drawn)
 
 
-def _cell_text(value: str) -> str:
-    text = clean(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
-
-
 def _cell_num(value: float) -> str:
     v = float(value)
     if math.isnan(v):
@@ -125,9 +120,9 @@ def chart_csv(metric: str, runs: Sequence[ExportRun]) -> str:
     out = io.StringIO()
     writer = csv.writer(out, quoting=csv.QUOTE_MINIMAL, lineterminator="\r\n")
     writer.writerow(COLUMNS)
-    m = _cell_text(metric)
+    m = text_cell(metric)
     for run in runs:
-        rid, name = _cell_text(run.run_id), _cell_text(run.name)
+        rid, name = text_cell(run.run_id), text_cell(run.name)
         cols = [np.asarray(c, dtype=np.float64).tolist()
                 for c in (run.step, run.epoch, run.time, run.raw, run.drawn)]
         for step, epoch, t, raw, drawn in zip(*cols):

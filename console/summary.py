@@ -1,4 +1,4 @@
-"""`trainledger runs`: the run list as text or JSON, for scripts and CI.
+"""`trainledger runs`: the rows of the run list, for scripts and CI (console/cli_runs.py prints them).
 
 It reads the same files the console reads, through the same engines, so what a
 script prints and what the Curves pane shows cannot disagree.
@@ -7,18 +7,11 @@ script prints and what the Curves pane shows cannot disagree.
 from __future__ import annotations
 
 import math
-import re
-import sys
 from typing import Any
 
-import msgspec
-
 from trainledger.engines.metrics.analysis import summarize
-from trainledger.engines.metrics.series import MAX_METRICS, RunSeries
-from trainledger.engines.safetext import clean
+from trainledger.engines.metrics.series import RunSeries
 from trainledger.engines.workspace import Workspace, list_runs
-
-_C1 = re.compile("[\x7f-\x9f]")
 
 
 def _num(v: float | None) -> float | None:
@@ -55,33 +48,3 @@ def run_rows(ws: Workspace) -> list[dict[str, Any]]:
             }
         )
     return rows
-
-
-def print_runs(ws: Workspace, as_json: bool = False) -> int:
-    rows = run_rows(ws)
-    if as_json:
-        text = msgspec.json.format(msgspec.json.encode(rows), indent=2).decode()
-        # msgspec escapes C0 controls; DEL and C1 (a raw CSI is 0x9b) are escaped here, so
-        # the JSON is still exact and nothing in it is a terminal control.
-        sys.stdout.write(_C1.sub(lambda m: f"\\u{ord(m.group()):04x}", text) + "\n")
-        return 0
-    if not rows:
-        print(f"no runs in {clean(ws.runs_dir)}")
-        return 0
-    # Text from run folders is data: printed with its control characters made visible
-    # (a run name holding ESC ] 2 ; ... BEL must not retitle the user's terminal).
-    for r in rows:
-        line = f"{clean(r['id'])}  {clean(r['status'])}  {r['rows']} rows"
-        if r["metric"]:
-            line += f"  {clean(r['metric'])}: last {r['last']:.4g}" if r["last"] is not None else ""
-            if r["best"] is not None:
-                at = f"epoch {r['best_epoch']:g}" if r["best_epoch"] is not None else f"step {r['best_step']:g}"
-                line += f", best {r['best']:.4g} at {at}"
-                if not r["best_is_last"]:
-                    line += " (not the last)"
-        if r["ignored_metrics"]:
-            line += f"  (metric cap {MAX_METRICS:,} reached: {r['ignored_metrics']:,} names ignored)"
-        if r["error"]:
-            line += f"  [{clean(r['error'])}]"
-        print(line)
-    return 0

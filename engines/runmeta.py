@@ -64,7 +64,7 @@ def validate_name(s: str) -> str:
     if len(s) > NAME_MAX:
         raise InvalidMeta(f"a run name is at most {NAME_MAX} characters")
     if _NAME_BAD.search(s):
-        raise InvalidMeta(f"run name {s!r}: no control characters")
+        raise InvalidMeta("a run name has no control characters (escape, newline, tab ...)")
     return s
 
 

@@ -93,7 +93,7 @@ class CurvesPane(ChartKeys, RunTidy, RunListKeys, RunControl, CurvesLoader, Widg
         Binding("e", "toggle_events", "Events", id="curves.events", show=False),
         Binding("n", "new_run", "New run", id="curves.new_run", show=False),
         Binding("S", "stop_run", "Stop run", id="curves.stop_run", show=False),
-        Binding("enter", "open_run", "Run report", id="curves.open_run"),
+        Binding("enter", "open_run", "Open the run", id="curves.open_run"),
         Binding("a", "select_shown", "Compare all shown", id="curves.select_shown", show=False),
         Binding("h", "pick_columns", "Columns", id="curves.columns"),
         Binding("o", "cycle_sort", "Sort", id="curves.sort", show=False),
@@ -207,7 +207,7 @@ class CurvesPane(ChartKeys, RunTidy, RunListKeys, RunControl, CurvesLoader, Widg
         chart = self.query_one(LineChart)
         result = chart.last_result
         parts = []
-        if result is not None:
+        if result is not None and not self.grid_shown:  # the grid's cells say their own counts
             parts.append(f"{result.points_drawn:,} of {result.points_in:,} points (min/max per column)")
             if result.hidden_nonpositive:
                 parts.append(f"{result.hidden_nonpositive:,} values ≤ 0 hidden by log-Y")

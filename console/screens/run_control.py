@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import os
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -22,7 +21,7 @@ from textual.widget import Widget
 from textual.widgets import Button, Input, OptionList, Select, Static
 
 from trainledger.console.text import plain_lines
-from trainledger.engines.runmeta import NAME_MAX  # one length limit however a run is named
+from trainledger.engines.runmeta import InvalidMeta, validate_name  # one rule however a run is named
 from trainledger.engines.runs import BACKENDS
 from trainledger.engines.training.cli_checks import BASE_MODELS
 from trainledger.engines.training.models import MODELS
@@ -48,16 +47,15 @@ BASE_OF = {"lora-lm": "lm-base"}  # the model whose trained run each BASE_MODELS
 _BASE_DONE = ("finished", "stopped")  # a stopped run has its last checkpoint
 
 
-def _has_control(text: str) -> bool:
-    return any(unicodedata.category(c) in ("Cc", "Cf") for c in text)
-
-
 def check_name(name: str) -> str | None:
-    """The problem with a run name, or None."""
-    if _has_control(name):
-        return "name: no control characters (escape, newline, tab ...)"
-    if len(name) > NAME_MAX:
-        return f"name: at most {NAME_MAX} characters"
+    """The problem with a run name, or None: runmeta's rule, the one `train --name` and a
+    rename use too (an empty name is fine here: the field is optional)."""
+    if not name:
+        return None
+    try:
+        validate_name(name)
+    except InvalidMeta as exc:
+        return f"name: {exc}"
     return None
 
 

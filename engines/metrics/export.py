@@ -113,7 +113,9 @@ def long_rows(run_id: str, snap: SeriesSnapshot, names: Sequence[str]) -> list[d
     return rows
 
 
-def _text_cell(s: str) -> str:
+def text_cell(s: str) -> str:
+    """A text cell for a spreadsheet: controls made visible, a formula's first character
+    (`= + - @`) behind a `'` so it is shown, not evaluated (the chart's CSV uses it too)."""
     s = clean(s)
     return "'" + s if s.startswith(_FORMULA) else s
 
@@ -127,13 +129,13 @@ def _cell(v: Any) -> str:
         return str(v)
     if isinstance(v, float):
         return repr(v)
-    return _text_cell(str(v))
+    return text_cell(str(v))
 
 
 def to_csv(header: Sequence[str], rows: Iterable[dict[str, Any]]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow([_text_cell(h) for h in header])
+    w.writerow([text_cell(h) for h in header])
     for r in rows:
         w.writerow([_cell(r.get(h)) for h in header])
     return buf.getvalue()

@@ -68,8 +68,8 @@ def test_check_form_name_lr_batch_size_and_base(tmp_path: Path) -> None:
     assert form(lr="nan") == "lr: nan is not a number (e.g. 0.001)"
     assert form(batch_size="0") == "batch size: at least 1"
     assert form(batch_size="1.5") == "batch size: 1.5 is not a whole number"
-    assert form(name="a\x1b[31mb") == "name: no control characters (escape, newline, tab ...)"
-    assert form(name="x" * 201) == "name: at most 200 characters"
+    assert form(name="a\x1b[31mb") == "name: a run name has no control characters (escape, newline, tab ...)"
+    assert form(name="x" * 201) == "name: a run name is at most 200 characters"
     # lora-lm: a base is asked for, and must be a trained lm-base run
     need = form("lora-lm")
     assert isinstance(need, str) and need.startswith("base: lora-lm needs a base")

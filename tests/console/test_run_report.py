@@ -215,10 +215,10 @@ async def test_help_lists_the_report_keys(ws: Workspace) -> None:
         await pilot.pause()
         assert isinstance(app.screen, HelpScreen)
         rows = {(r[0], r[1], r[2]) for r in app.screen.rows}
-        assert ("Curves", "enter", "Run report") in rows
-        assert ("Run report", "esc, q", "Close the run screen") in rows and ("Run report", "r", "Verify again") in rows
+        assert ("Curves", "enter", "Open the run") in rows
+        assert ("Run", "esc, q", "Close the run screen") in rows and ("Run", "r", "Verify again") in rows
         for key, said in (("6", "Report tab"), ("/", "Search the log"), ("n", "Next match"), ("R", "Rename the run")):
-            assert ("Run report", key, said) in rows
+            assert ("Run", key, said) in rows
         assert any(b.id == "curves.open_run" for b in CurvesPane.BINDINGS)
 
 
