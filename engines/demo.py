@@ -102,7 +102,7 @@ class DemoProcesses:
         for key, value in {**DEMO_CONFIG, **overrides}.items():
             if value is not None:
                 args += [f"--{key.replace('_', '-')}", str(value)]
-        trainer = launch(args, self.logs_dir / f"{run_id}.log", exit_with_parent=True)
+        trainer = launch(args, self.logs_dir / f"{run_id}.log", exit_with_parent=True, run_log=run_id)
         self._trainers.append(trainer)
         self._run_ids[trainer.pid] = run_id
         if self.register and self._seeder is None:
@@ -120,7 +120,7 @@ class DemoProcesses:
         brings up their six ports, drives traffic and runs a canary that fails by itself."""
         if self._serving is None or _popen(self._serving).poll() is not None:
             args = [sys.executable, "-m", "trainledger.engines.serving.demo", "--workspace", str(self.ws.root)]
-            self._serving = launch(args, self.logs_dir / SERVING_LOG, exit_with_parent=True)
+            self._serving = launch(args, self.logs_dir / SERVING_LOG, exit_with_parent=True, run_log="*")
         return _popen(self._serving)
 
     @property

@@ -73,6 +73,15 @@ class StopResult(enum.Enum):
     SIGNALLED = "signalled"  # SIGTERM sent, not waited for (deadline None)
 
 
+RUN_LOG_ENV = "TRAINLEDGER_RUN_LOG"  # "<run id or *>=<log path>", set by launch(run_log=...)
+
+
+def launched_run_log(run_id: str) -> str | None:
+    """The log path a launcher gave for `run_id` (or for every run), else None."""
+    owner, sep, path = os.environ.get(RUN_LOG_ENV, "").partition("=")
+    return path if sep and path and owner in (run_id, "*") else None
+
+
 def launch(
     argv: Sequence[str],
     log_path: Path,
@@ -80,19 +89,25 @@ def launch(
     env: Mapping[str, str] | None = None,
     exit_with_parent: bool = False,
     cwd: Path | None = None,
+    run_log: str | None = None,
 ) -> Launched:
     """Start `argv` detached, appending its output to `log_path`; returns once it was exec'd.
 
     `env` replaces this process's environment (default: inherit it). With `exit_with_parent`
     the child gets `--exit-with-parent` (if it lacks it) and stops when this process exits,
     even by SIGKILL: the trainledger children watch their parent with `pids.parent_alive`.
-    Raises OSError when the program cannot be started.
+    With `run_log` (a run id, or `*` for every run the child makes) the child's MetricsWriter
+    names `log_path` in that run's run.json (`log`), so the run screen finds the log wherever
+    it is. Raises OSError when the program cannot be started.
     """
     args = list(argv)
     if exit_with_parent and EXIT_WITH_PARENT not in args:
         args.append(EXIT_WITH_PARENT)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     child_env = {**(os.environ if env is None else env), "PYTHONUNBUFFERED": "1"}
+    child_env.pop(RUN_LOG_ENV, None)  # never a grandparent's: only the child it was set for
+    if run_log is not None:
+        child_env[RUN_LOG_ENV] = f"{run_log}={log_path.resolve()}"
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
             args,

@@ -106,7 +106,7 @@ def start_run(
     args = train_command(ws, model, run_id, data=data, backend=backend, epochs=epochs, settings=settings,
                          name=name, lr=lr, batch_size=batch_size, base=base)  # fmt: skip
     # a session of its own: Ctrl-C or quitting the console does not reach it
-    return StartedRun(run_id, launch(args, logs_dir(ws) / f"{run_id}.log"))
+    return StartedRun(run_id, launch(args, logs_dir(ws) / f"{run_id}.log", run_log=run_id))
 
 
 def wait_exit(proc: subprocess.Popen[bytes], cancelled: threading.Event, poll: float = 0.5) -> int | None:

@@ -216,6 +216,13 @@ class VersionsPane(VersionsProvenance, VersionsActions, Widget):
         text += " · read-only" if self.readonly else ""
         self.query_one("#ver-head", Static).update(plain(text + " · enter: a version's run · ? keys"))
 
+    def tree_widths_changed(self) -> None:
+        """A relabelled line is wider or narrower: Textual's Tree measures its lines (its
+        horizontal scroll range) only when it rebuilds them, which `set_label` does not do, so
+        ask for that rebuild (after the relabels it queued have run)."""
+        tree = self.query_one("#ver-tree", Tree)
+        tree.call_later(tree.notify_style_update)
+
     def _label(self, key: Key, wide: bool) -> Text:
         model, version = key
         if version is None:
@@ -235,10 +242,14 @@ class VersionsPane(VersionsProvenance, VersionsActions, Widget):
                 per_model[k[0]].append(k)
         shape = [key for name, keys in per_model.items() for key in ((name, None), *keys)]
         if shape == self._shape:
+            resized = False
             for key, node in self._lines.items():
                 label = self._label(key, wide)
                 if label != node.label:
+                    resized |= label.cell_len != node.label.cell_len
                     node.set_label(label)
+            if resized:
+                self.tree_widths_changed()
             return
         keep = self.cursor_key()
         if keep is None and shape:  # first: the first model's active version, else its newest

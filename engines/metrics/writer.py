@@ -19,6 +19,7 @@ from typing import Any
 
 import msgspec
 
+from trainledger.engines.procs import launched_run_log
 from trainledger.engines.workspace import (
     EVENTS_FILE,
     METRICS_FILE,
@@ -91,6 +92,8 @@ class MetricsWriter:
             "metrics": {k: {"direction": v} for k, v in (directions or {}).items()},
             "primary_metric": primary_metric,
         }
+        if (log := launched_run_log(self.run_id)) is not None:  # started by the console or the demo
+            self._info["log"] = log
         if extra:
             self._info.update(extra)
         self._write_info()

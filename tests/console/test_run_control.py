@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from pathlib import Path
 
@@ -129,6 +130,9 @@ async def test_start_run_through_the_form(tmp_path: Path) -> None:
         await _until(pilot, lambda: (ws.run_dir(run_id) / "run.json").exists())
         await _until(pilot, lambda: _status(ws, run_id) not in ("running", "unknown"), 30)
         assert _status(ws, run_id) == "finished", (ws.state_dir / "logs" / f"{run_id}.log").read_text()
+        # the trainer names its log in run.json: the run screen finds it wherever it is
+        raw = json.loads((ws.run_dir(run_id) / "run.json").read_text())
+        assert raw["log"] == str((ws.state_dir / "logs" / f"{run_id}.log").resolve())
         pane = app.query_one(CurvesPane)
         await _until(pilot, lambda: run_id in pane.infos, 5)
         # mlx for a model it does not support: the CLI refuses, and its message comes back

@@ -39,6 +39,15 @@ def _utc(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
     time.tzset()
 
 
+async def verified(pilot, pane: VersionsPane) -> None:  # type: ignore[no-untyped-def]
+    """Every version's report marker known (the verify worker is started by the registry read's
+    message, so on a loaded box it may not have begun when the first settle looks)."""
+    deadline = time.monotonic() + 20.0
+    while any(k not in pane.provenance for k in pane.versions) and time.monotonic() < deadline:
+        await pilot.pause(0.05)
+    await settle(pilot, rounds=2)
+
+
 def at(model: str, version: str | None, *keys: str):  # type: ignore[no-untyped-def]
     """Open the Versions pane, put the cursor on a line, press keys."""
 
@@ -47,8 +56,10 @@ def at(model: str, version: str | None, *keys: str):  # type: ignore[no-untyped-
         while not (pilot.app.query(VersionsPane) and pilot.app.query_one(VersionsPane).loads):
             await pilot.pause(0.01)
         await settle(pilot, rounds=2)
-        assert pilot.app.query_one(VersionsPane).select_version(model, version)
+        pane = pilot.app.query_one(VersionsPane)
+        assert pane.select_version(model, version)
         await settle(pilot, rounds=2)
+        await verified(pilot, pane)
         for key in keys:
             await pilot.press(key)
             await settle(pilot, rounds=2)

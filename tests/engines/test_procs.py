@@ -4,6 +4,7 @@ children that go when their parent is SIGKILLed."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -100,6 +101,34 @@ def test_the_log_is_appended_to(tmp_path: Path) -> None:
     child = procs.launch(python("print('later')"), log)
     assert child.proc is not None and child.proc.wait(30) == 0
     assert log.read_text().splitlines() == ["earlier", "later"]
+
+
+def test_a_run_the_child_makes_names_the_log_it_was_given(tmp_path: Path) -> None:
+    """run_log=<id>: that run's run.json names the log; another run of the child does not;
+    a process launched without run_log never gets one from its parent's environment."""
+    ws = tmp_path / "ws"
+    code = (
+        "import json, os, subprocess, sys\n"
+        "from trainledger.engines.metrics.writer import MetricsWriter\n"
+        f"ws = {str(ws)!r}\n"
+        "MetricsWriter(ws, 'mine').finish(); MetricsWriter(ws, 'other').finish()\n"
+        "subprocess.run([sys.executable, '-c', 'import os; print(os.environ.get(\"TRAINLEDGER_RUN_LOG\"))'])\n"
+    )
+    log = tmp_path / "logs" / "mine.log"
+    child = procs.launch(python(code), log, run_log="mine")
+    assert child.proc is not None and child.proc.wait(60) == 0, log.read_text()
+    mine = json.loads((ws / "runs" / "mine" / "run.json").read_text())
+    other = json.loads((ws / "runs" / "other" / "run.json").read_text())
+    assert mine["log"] == str(log.resolve()) and "log" not in other
+    assert log.read_text().splitlines()[-1] == f"mine={log.resolve()}"  # the child's own child saw it
+    grand = tmp_path / "grand.log"  # a launch without run_log clears it for its child
+    os.environ[procs.RUN_LOG_ENV] = f"*={log}"
+    try:
+        child = procs.launch(python("import os; print(os.environ.get('TRAINLEDGER_RUN_LOG'))"), grand)
+        assert child.proc is not None and child.proc.wait(30) == 0
+    finally:
+        del os.environ[procs.RUN_LOG_ENV]
+    assert grand.read_text().strip() == "None"
 
 
 def test_stop_ends_a_child_with_sigterm(
