@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Sequence
 
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -76,7 +77,12 @@ class ColumnsScreen(ModalScreen["list[Column] | None"]):
         for col in self.available:
             if find and find not in col.key.casefold():
                 continue
-            box.add_option(Selection(plain(option_label(col, self.directions)), col.id, col.id in ticked))
+            box.add_option(Selection(self._prompt(col, col.id in ticked), col.id, col.id in ticked, id=col.id))
+
+    def _prompt(self, col: Column, ticked: bool) -> Text:
+        # a ✓ in the text too: under NO_COLOR (or the mono theme) the list's own button looks
+        # the same ticked or not, its state being a colour only
+        return plain(("✓ " if ticked else "  ") + option_label(col, self.directions))
 
     @on(Input.Changed, "#columns-find")
     def _find(self, event: Input.Changed) -> None:
@@ -97,6 +103,7 @@ class ColumnsScreen(ModalScreen["list[Column] | None"]):
             self.chosen.remove(col)
         else:
             self.chosen.append(col)
+        self.query_one(SelectionList).replace_option_prompt(col_id, self._prompt(col, col in self.chosen))
 
     def toggle(self, col: Column) -> None:
         """Tick or untick `col` (what space on its row does)."""

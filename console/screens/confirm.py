@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -61,6 +61,20 @@ class ConfirmScreen(ModalScreen[bool]):
         Binding("n,escape", "cancel", "Cancel", id="confirm.no"),
     ]
 
+    def on_key(self, event: events.Key) -> None:
+        """A name to type: what is typed goes to its box until it reads the name, wherever the
+        focus is (it starts on Cancel), so the `n` or `2` of `run-0296` neither cancels nor
+        switches panes. Once the name is typed, `y` on a button confirms as usual."""
+        if self.ask.type_to_confirm is None or not event.is_printable or event.character is None:
+            return
+        box = self.query_one("#confirm-typed", Input)
+        if self.focused is box or self.typed_ok:
+            return
+        event.stop()
+        event.prevent_default()
+        box.focus()
+        box.insert_text_at_cursor(event.character)
+
     def __init__(self, ask: Confirmation) -> None:
         super().__init__()
         self.ask = ask
@@ -75,10 +89,11 @@ class ConfirmScreen(ModalScreen[bool]):
             if ask.details:
                 yield Static(plain_lines(ask.details), id="confirm-details")
             if ask.type_to_confirm is not None:
-                yield Input(placeholder=f"type {ask.type_to_confirm} to confirm", id="confirm-typed")
+                yield Input(placeholder=f"type {ask.type_to_confirm} to confirm", id="confirm-typed",
+                            select_on_focus=False)  # a key that moves the focus here adds, never replaces
             hint = "y confirms · n or Esc cancels · Enter presses the button in focus"
             if ask.type_to_confirm is not None:
-                hint = "type the name, then Tab and y (or Enter on a button) · Esc cancels"
+                hint = "type the name, then Tab and y (or Enter on the button) · Esc cancels"
             yield Static(hint, id="confirm-hint", markup=False)
             with Horizontal():
                 yield Button(plain(ask.cancel), id="confirm-cancel", variant="default")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from textual.app import App, ComposeResult
-from textual.widgets import Button, Static
+from textual.widgets import Button, Input, Static
 
 from trainledger.console.screens.confirm import Confirmation, ConfirmScreen
 
@@ -67,9 +67,11 @@ async def test_type_to_confirm_needs_the_exact_name() -> None:
         ok = app.screen.query_one("#confirm-ok", Button)
         assert ok.disabled
         assert app.focused is not None and app.focused.id == "confirm-cancel"  # not the box
-        await pilot.press("y")  # refused: nothing typed yet
+        await pilot.press("y")  # refused: the name is not typed yet, so the y is typed into the box
         await pilot.pause()
-        assert app.answers == []
+        box = app.screen.query_one("#confirm-typed", Input)
+        assert app.answers == [] and box.value == "y" and box.has_focus
+        box.value = ""
         await pilot.click("#confirm-typed")
         await pilot.press(*"lora-l", "enter")  # Enter in the box never confirms
         await pilot.pause()

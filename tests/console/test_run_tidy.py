@@ -118,12 +118,18 @@ async def test_d_moves_the_run_to_the_trash_after_its_id_is_typed(tmp_path: Path
         await pilot.press("delete")
         await pilot.pause()
         screen = pilot.app.screen
-        screen.query_one("#confirm-typed", Input).focus()
-        await pilot.press(*"ol", "tab", "y")  # the wrong name typed: refused
+        box = screen.query_one("#confirm-typed", Input)
+        assert screen.query_one("#confirm-cancel", Button).has_focus
+        # typed with the focus on Cancel, as the hint says: it goes to the box; `n` (the n of
+        # a run-0296) neither cancels nor is lost, and `y` before the name is whole is typed too
+        await pilot.press("n")
+        await pilot.pause()
+        assert isinstance(pilot.app.screen, ConfirmScreen) and box.value == "n" and box.has_focus
+        await pilot.press("backspace", *"ol", "tab", "y")  # the wrong name: refused
         await pilot.pause()
         assert isinstance(pilot.app.screen, ConfirmScreen) and (ws.runs_dir / "old").is_dir()
-        screen.query_one("#confirm-typed", Input).focus()
-        await pilot.press("end", "d", "tab", "y")
+        assert box.value == "oly"
+        await pilot.press("backspace", "d", "tab", "y")
         await settle(pilot)
         assert not (ws.runs_dir / "old").exists()
         moved = trash.list_trash(ws)

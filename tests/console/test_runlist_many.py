@@ -83,7 +83,11 @@ async def pick(pilot, pane: CurvesPane, *cols: Column) -> None:  # noqa: ANN001
         index = next(i for i in range(box.option_count) if box.get_option_at_index(i).value == col.id)
         box.highlighted = index
         box.focus()
+        assert str(box.get_option_at_index(index).prompt).startswith("  ")
         await pilot.press("space")
+        await pilot.pause()
+        # ticked says so in its text, not only in colour (NO_COLOR, the mono theme)
+        assert str(box.get_option_at_index(index).prompt).startswith("✓ ")
     await pilot.press("enter")
     await settle(pilot)
 

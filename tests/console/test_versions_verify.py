@@ -110,9 +110,12 @@ async def test_promote_past_a_contradicted_claim_is_typed_and_audited(reg_ws: Wo
             assert reg.model("ternary-vae").active == "v2" and len(reg.audit()) == audit_before
         await pilot.press("P")
         await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
-        await pilot.press("y")  # not typed yet: refused
+        await pilot.press("y")  # not typed yet: refused (the y goes into the box)
         await pilot.pause()
-        assert isinstance(app.screen, ConfirmScreen) and "type v3 first" in said
+        assert isinstance(app.screen, ConfirmScreen) and app.screen.query_one(Input).value == "y"
+        await pilot.click("#confirm-ok")  # disabled until the name is typed
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen)
         app.screen.query_one(Input).value = "v3"
         await pilot.pause()
         await pilot.click("#confirm-ok")
