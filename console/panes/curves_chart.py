@@ -70,6 +70,7 @@ class ChartKeys(_Base):
         grid.display = True
         chart.on_data = self._refresh_grid  # every redraw of the pane refreshes the grid too
         self._refresh_grid(current=self.state.metric)
+        self._update_footer(self.plotted())  # the single chart's point count goes: each cell has its own
         grid.focus()
 
     def _close_grid(self, focus: bool = True) -> None:
@@ -79,6 +80,7 @@ class ChartKeys(_Base):
         if grid is not None:
             grid.display = False
         chart.display = True
+        self._update_footer(self.plotted())
         if focus:
             self.query_one("#runs").focus()
 
@@ -157,7 +159,7 @@ class ChartKeys(_Base):
             self.app.call_from_thread(notify_plain, self, f"could not write the CSV: {exc}",
                                       title="Export", severity="error")
             return
-        said = f"{rows:,} rows of {metric} ({len(runs)} runs) written to {path}"
+        said = f"{rows:,} rows of {metric} ({len(runs)} run{'' if len(runs) == 1 else 's'}) written to {path}"
         self.app.call_from_thread(self._exported, path, said)
 
     def _exported(self, path: object, said: str) -> None:

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from textual.widgets import Static
 
 from tests.console.conftest import CLOCK, settle
 from trainledger.console.app import TrainledgerApp
@@ -56,6 +57,8 @@ async def test_g_shows_every_metric_and_enter_opens_one(tmp_path: Path, size: tu
         grid = pane.query_one(ChartGrid)
         assert grid.display and not pane.query_one(LineChart).display and app.focused is grid
         assert grid.metrics == sorted(METRICS)
+        footer = str(pane.query_one("#curves-footer", Static).content)
+        assert "points" not in footer  # the hidden single chart's count is not the grid's
         cols, rows = grid.shape()
         assert grid.content_size.width // cols >= CELL_MIN_WIDTH
         first, last = grid.page_range()
@@ -83,6 +86,7 @@ async def test_g_shows_every_metric_and_enter_opens_one(tmp_path: Path, size: tu
         assert pane.state.metric == sorted(METRICS)[-1] and pane.state.metric_chosen
         assert not grid.display and pane.query_one(LineChart).display
         assert app.focused is pane.query_one(LineChart)
+        assert "points" in str(pane.query_one("#curves-footer", Static).content)
 
 
 async def test_grid_follows_the_filter_and_pages(tmp_path: Path) -> None:
