@@ -321,11 +321,17 @@ async def test_u_d_and_r_start_drain_and_restart_a_real_port(tmp_path: Path) -> 
             await until(pilot, lambda: (r := row_of(pane, port)) is not None and r.state == "up" and r.pid)
             first_pid = row_of(pane, port).pid  # type: ignore[union-attr]
             assert "passthrough" in str(pane.query_one("#ports-foot").content)
-            await pilot.press("r", "y")
+            # each y once its confirmation is up (a y pressed before it is shown is lost), and
+            # deadlines for a 2-core box running the other test worker
+            await pilot.press("r")
+            await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+            await pilot.press("y")
             await until(pilot, lambda: (r := row_of(pane, port)) is not None and r.state == "up"
-                        and r.pid not in (None, first_pid))  # fmt: skip
-            await pilot.press("d", "y")
-            await until(pilot, lambda: (r := row_of(pane, port)) is not None and r.state == "stopped")
+                        and r.pid not in (None, first_pid), timeout=45)  # fmt: skip
+            await pilot.press("d")
+            await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+            await pilot.press("y")
+            await until(pilot, lambda: (r := row_of(pane, port)) is not None and r.state == "stopped", timeout=45)
             assert not [r for r in records.read_records(ws) if r.alive]
     finally:
         process.stop_port(ws, port)

@@ -145,7 +145,9 @@ async def test_rollback_canary_and_abort_keys(reg_ws: Workspace) -> None:
         pane = await opened(pilot)
         pane.select_version("ternary-vae", None)
         await settle(pilot)
-        await pilot.press("R", "y")  # the model's rollback target, v1: all traffic at once
+        await pilot.press("R")  # the model's rollback target, v1: all traffic at once
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
         await settle(pilot)
         with Registry(reg_ws) as reg:
             m = reg.model("ternary-vae")
