@@ -15,7 +15,7 @@ the drawing in widgets/versions_render.py.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
 from rich.text import Text
@@ -26,6 +26,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Static, Tree
+from textual.widgets.tree import TreeNode
 
 from trainledger.console.messages import RegistryChanged, ReportsChanged
 from trainledger.console.panes.versions_actions import VersionsActions
@@ -216,12 +217,17 @@ class VersionsPane(VersionsProvenance, VersionsActions, Widget):
         text += " · read-only" if self.readonly else ""
         self.query_one("#ver-head", Static).update(plain(text + " · enter: a version's run · ? keys"))
 
-    def tree_widths_changed(self) -> None:
-        """A relabelled line is wider or narrower: Textual's Tree measures its lines (its
-        horizontal scroll range) only when it rebuilds them, which `set_label` does not do, so
-        ask for that rebuild (after the relabels it queued have run)."""
-        tree = self.query_one("#ver-tree", Tree)
-        tree.call_later(tree.notify_style_update)
+    def set_labels(self, changes: Iterable[tuple[TreeNode[Key], Text]]) -> None:
+        """Relabel these lines. When one gets wider or narrower, the tree is re-measured:
+        Textual's Tree measures its lines (its horizontal scroll range) only when it rebuilds
+        them, which `set_label` does not do (the rebuild runs after the relabels it queued)."""
+        resized = False
+        for node, label in changes:
+            resized |= label.cell_len != node.label.cell_len
+            node.set_label(label)
+        if resized:
+            tree = self.query_one("#ver-tree", Tree)
+            tree.call_later(tree.notify_style_update)
 
     def _label(self, key: Key, wide: bool) -> Text:
         model, version = key
@@ -242,14 +248,8 @@ class VersionsPane(VersionsProvenance, VersionsActions, Widget):
                 per_model[k[0]].append(k)
         shape = [key for name, keys in per_model.items() for key in ((name, None), *keys)]
         if shape == self._shape:
-            resized = False
-            for key, node in self._lines.items():
-                label = self._label(key, wide)
-                if label != node.label:
-                    resized |= label.cell_len != node.label.cell_len
-                    node.set_label(label)
-            if resized:
-                self.tree_widths_changed()
+            labels = ((node, self._label(key, wide)) for key, node in self._lines.items())
+            self.set_labels((node, label) for node, label in labels if label != node.label)
             return
         keep = self.cursor_key()
         if keep is None and shape:  # first: the first model's active version, else its newest

@@ -129,17 +129,14 @@ class VersionsProvenance(_Base):
     def on_assessed(self, message: Assessed) -> None:
         self.assessed += 1
         wide = self.has_class("-wide")
-        resized = False
+        changes = []
         for key, a in message.results.items():
             before = self.provenance.get(key)
             self.provenance[key] = a
             node = self._lines.get(key)
             if node is not None and key in self.versions and (before is None or before.state != a.state):
-                label = self._label(key, wide)
-                resized |= label.cell_len != node.label.cell_len
-                node.set_label(label)
-        if resized:
-            self.tree_widths_changed()
+                changes.append((node, self._label(key, wide)))
+        self.set_labels(changes)
         if set(message.results) & {self.cursor_key()}:
             self._render_detail()
         if message.fresh:
